@@ -1,0 +1,51 @@
+//! Versioned migrations, embedded in the binary and applied at start-up.
+//!
+//! Each backend has its own folder of numbered SQL files; the version table
+//! is `socle_migrations`. A database whose schema is newer than the binary is
+//! refused rather than silently used, so a downgrade cannot corrupt data.
+
+/// One migration: its version, a name for humans, its SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const SQLITE: &[Migration] =
+    &[Migration { version: 1, name: "initial schema", sql: include_str!("../migrations/sqlite/0001_init.sql") }];
+
+pub const POSTGRES: &[Migration] =
+    &[Migration { version: 1, name: "initial schema", sql: include_str!("../migrations/postgres/0001_init.sql") }];
+
+/// The migrations still to apply, or an error if the database is newer.
+pub fn pending(all: &'static [Migration], current: i64) -> crate::Result<&'static [Migration]> {
+    let latest = all.last().map_or(0, |m| m.version);
+    if current > latest {
+        return Err(crate::StoreError::SchemaTooNew { found: current, supported: latest });
+    }
+    let from = all.iter().position(|m| m.version > current).unwrap_or(all.len());
+    Ok(&all[from..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_dense_and_aligned_between_backends() {
+        for set in [SQLITE, POSTGRES] {
+            for (i, m) in set.iter().enumerate() {
+                assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+            }
+        }
+        assert_eq!(SQLITE.len(), POSTGRES.len(), "both backends must reach the same schema version");
+    }
+
+    #[test]
+    fn pending_and_too_new() {
+        assert_eq!(pending(SQLITE, 0).unwrap().len(), SQLITE.len());
+        assert!(pending(SQLITE, SQLITE.len() as i64).unwrap().is_empty());
+        assert!(matches!(pending(SQLITE, 999), Err(crate::StoreError::SchemaTooNew { .. })));
+    }
+}
