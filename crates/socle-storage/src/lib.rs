@@ -20,6 +20,8 @@ pub mod postgres;
 pub mod rollup;
 mod rows;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 mod error;
 pub use error::StoreError;
