@@ -1,0 +1,45 @@
+//! The OpenAPI document, generated from the handlers' annotations. A test
+//! compares it with the committed `docs/openapi.json`, so any change of the
+//! API contract shows up in review.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Socle",
+        description = "API de lecture de Socle, plateforme de données territoriale. \
+                       Read API of Socle, the territorial data platform. \
+                       Errors are RFC 9457 problem details, in French unless Accept-Language asks for English.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    paths(
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::health::metrics,
+        routes::organisations::list,
+        routes::organisations::get_one,
+        routes::entities::list,
+        routes::entities::get_one,
+        routes::series::list,
+        routes::series::points,
+    ),
+    tags(
+        (name = "operations", description = "Health and metrics"),
+        (name = "organisations", description = "Collectivités: syndicates, communes, partners"),
+        (name = "entities", description = "Équipements: buildings, street lights, containers…"),
+        (name = "series", description = "Historiques: time series and their rollups"),
+    )
+)]
+pub struct ApiDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,4 @@
+pub mod entities;
+pub mod health;
+pub mod organisations;
+pub mod series;
