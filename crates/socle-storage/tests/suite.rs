@@ -137,7 +137,7 @@ async fn entities_roundtrip_and_merge(t: &TestStore) {
             },
         )
         .unwrap();
-    s.upsert_entities(&[full.clone()]).await.unwrap();
+    s.upsert_entities(std::slice::from_ref(&full)).await.unwrap();
     let got = s.entity(&a.id).await.unwrap().unwrap();
     assert_eq!(got.attributes, full.attributes);
     assert_eq!(got.location, full.location);
@@ -419,7 +419,7 @@ async fn day_buckets_follow_each_organisation_time_zone(t: &TestStore) {
     reunion.timezone = "Indian/Reunion".parse().unwrap(); // UTC+4, no DST
     s.upsert_organisation(&reunion).await.unwrap();
     let m = meter("saint-denis", "r-1", 55.45, -20.88);
-    s.upsert_entities(&[m.clone()]).await.unwrap();
+    s.upsert_entities(std::slice::from_ref(&m)).await.unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 6, 1, 19, 30, 0).unwrap(); // 23:30 local
     s.write_observations(&[obs(&m, "consumption", t0, 1.0), obs(&m, "consumption", t0 + Duration::hours(1), 2.0)])
         .await

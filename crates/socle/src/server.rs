@@ -1,0 +1,178 @@
+//! `socle serve` and `socle demo`: the HTTP server and its background tasks
+//! (retention, demo generator) under one shutdown signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use socle_api::AppState;
+use socle_storage::DynStore;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DemoSection};
+
+pub struct DemoMode {
+    pub live: bool,
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    let storage = config.storage();
+    let what = match &storage {
+        socle_storage::StorageConfig::Sqlite { path } => format!("SQLite database {}", path.display()),
+        socle_storage::StorageConfig::Postgres { .. } => "PostgreSQL database".to_owned(),
+    };
+    socle_storage::open(&storage).await.with_context(|| format!("opening the {what}"))
+}
+
+pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let state = AppState::new(store.clone());
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port when listening on port 0.
+    println!("Socle écoute sur / listens on http://{addr}");
+    tracing::info!(%addr, backend = store.backend(), "server started");
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(retention_loop(
+        store.clone(),
+        Duration::from_secs(config.retention.interval_minutes.max(1) * 60),
+        shutdown.clone(),
+    ));
+    if let Some(mode) = demo {
+        println!("Démo : http://{addr}/api/v1/organisations — documentation de l'API : http://{addr}/api/openapi.json");
+        tasks.spawn(run_demo(state.clone(), config.demo.clone(), mode, shutdown.clone()));
+    }
+    let signal_token = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests and writes");
+        signal_token.cancel();
+    });
+    socle_api::serve(listener, state, shutdown.clone().cancelled_owned()).await.context("HTTP server")?;
+    shutdown.cancel();
+    while let Some(res) = tasks.join_next().await {
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "background task failed"),
+            Err(e) => tracing::error!(error = %e, "background task panicked"),
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+async fn retention_loop(store: DynStore, every: Duration, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = tick.tick() => {
+                match store.apply_retention(Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "retention applied"),
+                    Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+                }
+            }
+        }
+    }
+}
+
+/// Live demo points go to the store and are counted like any write.
+struct MeteredStore {
+    store: DynStore,
+    metrics: Arc<socle_api::Metrics>,
+}
+
+impl socle_demo::ObservationSink for MeteredStore {
+    async fn accept(&mut self, batch: &[socle_domain::Observation]) -> anyhow::Result<socle_domain::WriteOutcome> {
+        let outcome = self.store.write_observations(batch).await?;
+        self.metrics.record_write(outcome);
+        Ok(outcome)
+    }
+}
+
+async fn run_demo(
+    state: AppState,
+    settings: DemoSection,
+    mode: DemoMode,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = state.store.clone();
+    let work = async {
+        let now = Utc::now();
+        let territory = socle_demo::setup(&store, now).await.context("creating the demo territory")?;
+        tracing::info!(entities = territory.entities.len(), "demo territory ready; writing history");
+        let report =
+            socle_demo::backfill(&store, &territory, now, settings.history_days).await.context("demo history")?;
+        tracing::info!(?report, "demo history written");
+        state.metrics.record_write(report.outcome);
+        anyhow::Ok((Arc::new(territory), report.until))
+    };
+    // Dropping the backfill between two batches is safe: each batch is one transaction.
+    let (territory, since) = tokio::select! {
+        () = shutdown.cancelled() => return Ok(()),
+        t = work => t?,
+    };
+    println!("Démo prête / demo ready: history written, live observations every {} s", settings.live_interval_secs);
+    if !mode.live {
+        return Ok(());
+    }
+    let sink = MeteredStore { store, metrics: state.metrics.clone() };
+    let every = Duration::from_secs(settings.live_interval_secs.max(1));
+    let report = socle_demo::run_live(sink, territory, since, every, shutdown.cancelled_owned()).await;
+    tracing::info!(?report, "demo live generation stopped");
+    Ok(())
+}
+
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    println!("Base à jour / database up to date ({})", store.backend());
+    Ok(())
+}
+
+pub async fn check(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let report = store.check_consistency().await.context("checking rollups")?;
+    println!(
+        "{} séries, {} agrégats vérifiés / series and rollup buckets checked: {} problems",
+        report.series_checked,
+        report.buckets_checked,
+        report.problems.len()
+    );
+    for p in report.problems.iter().take(50) {
+        println!("  {} {} {}: {}", p.entity, p.attribute, p.bucket.to_rfc3339(), p.what);
+    }
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{} inconsistencies found", report.problems.len())
+    }
+}

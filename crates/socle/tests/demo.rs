@@ -1,0 +1,108 @@
+//! `socle demo` end to end: the real binary, real HTTP, a real SQLite file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, get_json, socle, Running};
+
+fn demo(data_dir: &std::path::Path, extra: &[&str]) -> Running {
+    let mut cmd = socle();
+    cmd.env("SOCLE_DEMO__LIVE_INTERVAL_SECS", "1")
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .arg("demo")
+        .args(extra);
+    Running::spawn(cmd)
+}
+
+fn metric(base: &str, name: &str) -> f64 {
+    let text = reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in metrics"))
+}
+
+#[test]
+fn the_demo_territory_is_served_within_a_minute_and_stays_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let app = demo(dir.path(), &[]);
+    let base = app.base_url(Duration::from_secs(60));
+    eventually(Duration::from_secs(60), "healthz", || (get_json(&format!("{base}/healthz")).0 == 200).then_some(()));
+
+    let orgs = eventually(Duration::from_secs(60), "the demo organisations", || {
+        let (_, orgs) = get_json(&format!("{base}/api/v1/organisations"));
+        (orgs["total"].as_u64() >= Some(4)).then_some(orgs)
+    });
+    let communes: Vec<_> = orgs["items"].as_array().unwrap().iter().filter(|o| o["kind"] == "commune").collect();
+    assert_eq!(communes.len(), 3, "{orgs}");
+    let populations: Vec<u64> = communes.iter().map(|c| c["population"].as_u64().unwrap()).collect();
+    assert!(populations.iter().any(|p| (25_000..35_000).contains(p)), "{populations:?}");
+    assert!(populations.iter().any(|p| (4_000..6_000).contains(p)), "{populations:?}");
+    assert!(populations.iter().any(|p| (600..1_000).contains(p)), "{populations:?}");
+
+    let total = eventually(Duration::from_secs(60), "the demo entities", || {
+        let (_, entities) = get_json(&format!("{base}/api/v1/entities?limit=1"));
+        entities["total"].as_u64().filter(|n| *n >= 1_350)
+    });
+    assert!((1_350..=1_650).contains(&total), "about 1,500 entities, got {total}");
+
+    let (_, meters) = get_json(&format!("{base}/api/v1/entities?type=SmartMeteringObservation&limit=1"));
+    let meter = meters["items"][0]["id"].as_str().unwrap().to_owned();
+    let days = eventually(Duration::from_secs(60), "90 days of meter history", || {
+        let now = chrono::Utc::now();
+        let from = (now - chrono::Duration::days(91)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let to = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let url = format!("{base}/api/v1/entities/{meter}/series/consumption?step=day&fn=sum&from={from}&to={to}");
+        let (status, body) = get_json(&url);
+        let n = body["points"].as_array().map_or(0, Vec::len);
+        (status == 200 && n >= 90).then_some(n)
+    });
+    assert!(started.elapsed() < Duration::from_secs(60), "meter history took {:?}", started.elapsed());
+    assert!(days <= 92, "{days} daily buckets");
+
+    app.wait_line(Duration::from_secs(120), |l| l.contains("demo ready"));
+    let before = metric(&base, "socle_observations_written_total");
+    let after = eventually(Duration::from_secs(30), "live observations", || {
+        let now = metric(&base, "socle_observations_written_total");
+        (now > before).then_some(now)
+    });
+    assert!(after > before);
+}
+
+#[test]
+fn killing_the_demo_during_its_backfill_leaves_a_consistent_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path(), &["--no-live"]);
+    let base = app.base_url(Duration::from_secs(60));
+    // Wait until history is being written, then kill without warning.
+    eventually(Duration::from_secs(60), "backfill in progress", || {
+        (metric(&base, "socle_series") > 50.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    app.kill9();
+    let check = socle().arg("--data-dir").arg(dir.path()).arg("check").output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+
+    // The restarted demo completes its history and the database is still consistent.
+    let app = demo(dir.path(), &["--no-live"]);
+    app.wait_line(Duration::from_secs(180), |l| l.contains("demo ready"));
+    drop(app);
+    let check = socle().arg("--data-dir").arg(dir.path()).arg("check").output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = socle();
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path()).arg("serve");
+    let mut app = Running::spawn(cmd);
+    let base = app.base_url(Duration::from_secs(60));
+    assert_eq!(get_json(&format!("{base}/readyz")).0, 200);
+    let pid = nix::unistd::Pid::from_raw(app.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = eventually(Duration::from_secs(30), "exit after SIGTERM", || app.child.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+}
