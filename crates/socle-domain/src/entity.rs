@@ -8,6 +8,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Audience, Visibility};
 use crate::geo::{BBox, Geometry};
 use crate::organisation::OrganisationId;
 use crate::DomainError;
@@ -180,6 +181,11 @@ pub struct Entity {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub location: Option<Geometry>,
     #[serde(default)]
+    pub visibility: Visibility,
+    /// Partner organisations that see it when `visibility` is `partners`.
+    #[serde(rename = "sharedWith", default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<OrganisationId>,
+    #[serde(default)]
     pub attributes: BTreeMap<AttributeName, Attribute>,
     /// Set by storage; ignored on write.
     #[serde(rename = "createdAt", skip_serializing_if = "Option::is_none", default)]
@@ -195,6 +201,8 @@ impl Entity {
             entity_type,
             organisation,
             location: None,
+            visibility: Visibility::Private,
+            shared_with: Vec::new(),
             attributes: BTreeMap::new(),
             created_at: None,
             modified_at: None,
@@ -210,6 +218,11 @@ impl Entity {
         }
     }
 
+    /// Whether `audience` may read this entity.
+    pub fn visible_to(&self, audience: &Audience) -> bool {
+        audience.can_see(&self.organisation, self.visibility, &self.shared_with)
+    }
+
     /// Builder-style attribute setter for code that assembles entities.
     pub fn with(mut self, name: &str, attribute: Attribute) -> Result<Self, DomainError> {
         self.attributes.insert(AttributeName::parse(name)?, attribute);
@@ -217,10 +230,12 @@ impl Entity {
     }
 }
 
-/// Filter for listing entities. `organisations: None` means no restriction
-/// on the owner; callers that act for a user always pass the visible set.
+/// Filter for listing entities. `audience` is who asks (its default is an
+/// anonymous visitor, so forgetting it can only hide data); `organisations`
+/// narrows further to the owners a caller asked for.
 #[derive(Debug, Clone, Default)]
 pub struct EntityFilter {
+    pub audience: Audience,
     pub organisations: Option<Vec<OrganisationId>>,
     pub entity_type: Option<EntityType>,
     pub bbox: Option<BBox>,

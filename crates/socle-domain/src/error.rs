@@ -28,6 +28,8 @@ pub enum DomainError {
     TimeRange(String),
     #[error("unknown time zone {0:?}")]
     TimeZone(String),
+    #[error("invalid e-mail address")]
+    Email,
     #[error("unknown {what} {value:?}")]
     UnknownVariant { what: &'static str, value: String },
 }

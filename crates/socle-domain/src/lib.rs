@@ -4,6 +4,8 @@
 //! parsed into one of these types first, so the rest of the code can rely on
 //! it being valid ("parse, don't validate").
 
+pub mod access;
+pub mod account;
 pub mod entity;
 pub mod error;
 pub mod geo;
@@ -11,6 +13,8 @@ pub mod observation;
 pub mod organisation;
 pub mod series;
 
+pub use access::{Audience, Email, Reach, Role, TokenScope, Visibility};
+pub use account::{ApiToken, AuditEntry, Credentials, Membership, TokenKind, User, UserId};
 pub use entity::{Attribute, AttributeName, Entity, EntityFilter, EntityId, EntityType, UnitCode};
 pub use error::DomainError;
 pub use geo::{BBox, Geometry};

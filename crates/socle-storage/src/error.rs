@@ -10,6 +10,10 @@ pub enum StoreError {
     UnknownSeries { entity: String, attribute: String },
     #[error("series {attribute} of {entity} holds text; only numeric series have hourly or daily rollups")]
     NotNumeric { entity: String, attribute: String },
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("user {0} does not exist")]
+    UnknownUser(String),
     #[error("organisation {0} does not exist")]
     UnknownOrganisation(String),
     #[error("attribute {attribute} of {entity} already holds {existing} values; got a {got} value")]
@@ -52,6 +56,8 @@ impl StoreError {
                 | Self::UnknownSeries { .. }
                 | Self::NotNumeric { .. }
                 | Self::UnknownOrganisation(_)
+                | Self::UnknownUser(_)
+                | Self::Conflict(_)
                 | Self::ValueKindMismatch { .. }
         )
     }

@@ -15,15 +15,19 @@ use socle_domain::{
     SeriesPoints, SeriesQuery, WriteOutcome,
 };
 
+mod accounts;
 pub mod migrate;
 pub mod postgres;
+mod postgres_accounts;
 pub mod rollup;
 mod rows;
 pub mod sqlite;
+mod sqlite_accounts;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 mod error;
+pub use accounts::Accounts;
 pub use error::StoreError;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -56,7 +60,7 @@ pub struct ConsistencyReport {
 /// Everything Socle keeps. Every method that writes several rows does so in
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Accounts + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

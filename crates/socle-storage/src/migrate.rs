@@ -12,11 +12,15 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const SQLITE: &[Migration] =
-    &[Migration { version: 1, name: "initial schema", sql: include_str!("../migrations/sqlite/0001_init.sql") }];
+pub const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "initial schema", sql: include_str!("../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, name: "accounts", sql: include_str!("../migrations/sqlite/0002_accounts.sql") },
+];
 
-pub const POSTGRES: &[Migration] =
-    &[Migration { version: 1, name: "initial schema", sql: include_str!("../migrations/postgres/0001_init.sql") }];
+pub const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "initial schema", sql: include_str!("../migrations/postgres/0001_init.sql") },
+    Migration { version: 2, name: "accounts", sql: include_str!("../migrations/postgres/0002_accounts.sql") },
+];
 
 /// The migrations still to apply, or an error if the database is newer.
 pub fn pending(all: &'static [Migration], current: i64) -> crate::Result<&'static [Migration]> {

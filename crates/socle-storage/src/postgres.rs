@@ -22,8 +22,8 @@ use tokio_postgres::{NoTls, Row, Transaction};
 
 use crate::rollup::{compare_rollups, retained_from, rollup_points, Agg, Folded};
 use crate::rows::{
-    attribute_from_row, attribute_to_row, from_ms, geometry_to_text, kind_name, ms, series_info, RawEntity,
-    RawOrganisation,
+    attribute_from_row, attribute_to_row, audience_condition, from_ms, geometry_to_text, kind_name, ms, series_info,
+    RawEntity, RawOrganisation,
 };
 use crate::{migrate, ConsistencyReport, Result, StorageStats, Store, StoreError};
 
@@ -47,7 +47,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 const ORG_COLUMNS: &str = "id, kind, name, code, parent_id, population, timezone, retention_days, created_at";
-const ENTITY_COLUMNS: &str = "e.seq, e.id, e.type, e.organisation_id, e.location, e.created_at, e.modified_at";
+const ENTITY_COLUMNS: &str =
+    "e.seq, e.id, e.type, e.organisation_id, e.location, e.created_at, e.modified_at, e.visibility";
 
 fn organisation_from_row(r: &Row) -> Result<Organisation> {
     RawOrganisation {
@@ -73,6 +74,7 @@ fn entity_from_row(r: &Row) -> Result<RawEntity> {
         location: r.try_get(4)?,
         created_at: r.try_get(5)?,
         modified_at: r.try_get(6)?,
+        visibility: r.try_get(7)?,
     })
 }
 
@@ -93,7 +95,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn client(&self) -> Result<Object> {
+    pub(crate) async fn client(&self) -> Result<Object> {
         Ok(self.pool.get().await?)
     }
 
@@ -135,10 +137,27 @@ impl PostgresStore {
         for r in rows {
             by_seq.entry(r.try_get(0)?).or_default().push(r);
         }
+        let mut shares: HashMap<i64, Vec<String>> = HashMap::new();
+        for r in client
+            .query(
+                "SELECT entity_seq, organisation_id FROM entity_shares WHERE entity_seq = ANY($1) ORDER BY 2",
+                &[&seqs],
+            )
+            .await?
+        {
+            shares.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
         raws.into_iter()
             .map(|raw| {
                 let attrs = by_seq.remove(&raw.seq).unwrap_or_default();
+                let shared = shares.remove(&raw.seq).unwrap_or_default();
                 let mut e = raw.parse()?;
+                for org in shared {
+                    e.shared_with.push(
+                        OrganisationId::parse(&org)
+                            .map_err(|err| StoreError::Corrupt(format!("share of {}: {err}", e.id)))?,
+                    );
+                }
                 for r in attrs {
                     let name: String = r.try_get(1)?;
                     let kind: String = r.try_get(2)?;
@@ -334,13 +353,14 @@ impl Store for PostgresStore {
         let org_exists = tx.prepare("SELECT EXISTS (SELECT 1 FROM organisations WHERE id = $1)").await?;
         let upsert = tx
             .prepare(
-                "INSERT INTO entities (id, type, organisation_id, location, bbox, created_at, modified_at)
+                "INSERT INTO entities (id, type, organisation_id, location, bbox, created_at, modified_at, visibility)
                  VALUES ($1, $2, $3, $4,
                          CASE WHEN $5::float8 IS NULL THEN NULL
                               ELSE box(point($5::float8, $6::float8), point($7::float8, $8::float8)) END,
-                         $9, $9)
+                         $9, $9, $10)
                  ON CONFLICT (id) DO UPDATE SET type = excluded.type, organisation_id = excluded.organisation_id,
-                     location = excluded.location, bbox = excluded.bbox, modified_at = excluded.modified_at
+                     location = excluded.location, bbox = excluded.bbox, modified_at = excluded.modified_at,
+                     visibility = excluded.visibility
                  RETURNING seq",
             )
             .await?;
@@ -375,10 +395,19 @@ impl Store for PostgresStore {
                         &b.map(|b| b.max_lon),
                         &b.map(|b| b.max_lat),
                         &now,
+                        &e.visibility.as_str(),
                     ],
                 )
                 .await?
                 .get(0);
+            tx.execute("DELETE FROM entity_shares WHERE entity_seq = $1", &[&seq]).await?;
+            for org in &e.shared_with {
+                tx.execute(
+                    "INSERT INTO entity_shares (entity_seq, organisation_id) VALUES ($1, $2)",
+                    &[&seq, &org.as_str()],
+                )
+                .await?;
+            }
             for (name, a) in &e.attributes {
                 let row = attribute_to_row(a);
                 tx.execute(&attr, &[&seq, &name.as_str(), &row.kind, &row.value, &row.unit_code, &row.observed_at])
@@ -429,6 +458,14 @@ impl Store for PostgresStore {
             }
             args.push(Box::new(orgs.iter().map(ToString::to_string).collect::<Vec<_>>()));
             conds.push(format!("e.organisation_id = ANY(${})", args.len()));
+        }
+        let mut next = args.len();
+        if let Some((cond, values)) = audience_condition(&filter.audience, &mut || {
+            next += 1;
+            format!("${next}")
+        }) {
+            conds.push(cond);
+            args.extend(values.into_iter().map(|v| Box::new(v) as Box<dyn ToSql + Sync + Send>));
         }
         let where_clause = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
         let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();

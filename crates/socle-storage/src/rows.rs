@@ -122,6 +122,7 @@ pub struct RawEntity {
     pub location: Option<String>,
     pub created_at: i64,
     pub modified_at: i64,
+    pub visibility: String,
 }
 
 impl RawEntity {
@@ -133,6 +134,7 @@ impl RawEntity {
             OrganisationId::parse(&self.organisation).map_err(bad)?,
         );
         e.location = self.location.as_deref().map(geometry_from_text).transpose()?;
+        e.visibility = self.visibility.parse().map_err(bad)?;
         e.created_at = Some(from_ms(self.created_at)?);
         e.modified_at = Some(from_ms(self.modified_at)?);
         Ok(e)
@@ -162,5 +164,147 @@ pub fn kind_name(numeric: bool) -> &'static str {
         "numeric"
     } else {
         "text"
+    }
+}
+
+/// The SQL condition restricting entities (alias `e`) to an audience, and
+/// its bound values in order. Placeholders come from `ph`, which numbers
+/// them for the backend (`?` for SQLite, `$n` for PostgreSQL).
+pub fn audience_condition(
+    audience: &socle_domain::Audience,
+    ph: &mut dyn FnMut() -> String,
+) -> Option<(String, Vec<String>)> {
+    use socle_domain::Audience;
+    let public = "e.visibility = 'public'".to_owned();
+    let reach = match audience {
+        Audience::System => return None,
+        Audience::Public => return Some((public, Vec::new())),
+        Audience::Members(r) => r,
+    };
+    let mut conds = vec![public];
+    let mut args = Vec::new();
+    let list = |orgs: &[OrganisationId], args: &mut Vec<String>, ph: &mut dyn FnMut() -> String| {
+        let marks: Vec<String> = orgs
+            .iter()
+            .map(|o| {
+                args.push(o.to_string());
+                ph()
+            })
+            .collect();
+        marks.join(", ")
+    };
+    if !reach.full.is_empty() {
+        let marks = list(&reach.full, &mut args, ph);
+        conds.push(format!("e.organisation_id IN ({marks})"));
+    }
+    if !reach.internal.is_empty() {
+        let marks = list(&reach.internal, &mut args, ph);
+        conds.push(format!("(e.visibility IN ('internal', 'partners') AND e.organisation_id IN ({marks}))"));
+    }
+    if !reach.partner.is_empty() {
+        let marks = list(&reach.partner, &mut args, ph);
+        conds.push(format!(
+            "(e.visibility = 'partners' AND EXISTS (SELECT 1 FROM entity_shares sh \
+             WHERE sh.entity_seq = e.seq AND sh.organisation_id IN ({marks})))"
+        ));
+    }
+    Some((format!("({})", conds.join(" OR ")), args))
+}
+
+/// A user row and its memberships, before parsing.
+pub struct RawUser {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub password_hash: Option<String>,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
+}
+
+impl RawUser {
+    pub fn into_user(self, memberships: Vec<(String, String)>) -> Result<socle_domain::User> {
+        let bad = |e: socle_domain::DomainError| StoreError::Corrupt(format!("user {}: {e}", self.id));
+        let memberships = memberships
+            .into_iter()
+            .map(|(org, role)| {
+                Ok(socle_domain::Membership {
+                    organisation: OrganisationId::parse(&org).map_err(bad)?,
+                    role: role.parse().map_err(bad)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(socle_domain::User {
+            id: socle_domain::UserId::parse(&self.id).map_err(bad)?,
+            email: socle_domain::Email::parse(&self.email).map_err(bad)?,
+            display_name: self.display_name.clone(),
+            disabled: self.disabled,
+            memberships,
+            created_at: from_ms(self.created_at)?,
+        })
+    }
+
+    pub fn into_credentials(self, memberships: Vec<(String, String)>) -> Result<socle_domain::Credentials> {
+        let password_hash = self.password_hash.clone();
+        let failed_logins = u32::try_from(self.failed_logins).unwrap_or(u32::MAX);
+        let locked_until = self.locked_until.map(from_ms).transpose()?;
+        Ok(socle_domain::Credentials { user: self.into_user(memberships)?, password_hash, failed_logins, locked_until })
+    }
+}
+
+pub struct RawToken {
+    pub id: String,
+    pub kind: String,
+    pub label: String,
+    pub user: Option<String>,
+    pub organisation: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl RawToken {
+    pub fn parse(self) -> Result<socle_domain::ApiToken> {
+        let bad = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("token {}: {e}", self.id));
+        Ok(socle_domain::ApiToken {
+            id: uuid::Uuid::parse_str(&self.id).map_err(|e| bad(&e))?,
+            kind: self.kind.parse().map_err(|e| bad(&e))?,
+            label: self.label.clone(),
+            user: self.user.as_deref().map(socle_domain::UserId::parse).transpose().map_err(|e| bad(&e))?,
+            organisation: OrganisationId::parse(&self.organisation).map_err(|e| bad(&e))?,
+            scope: self.scope.parse().map_err(|e| bad(&e))?,
+            created_at: from_ms(self.created_at)?,
+            expires_at: self.expires_at.map(from_ms).transpose()?,
+            revoked_at: self.revoked_at.map(from_ms).transpose()?,
+        })
+    }
+}
+
+pub struct RawAudit {
+    pub at: i64,
+    pub actor: String,
+    pub organisation: Option<String>,
+    pub action: String,
+    pub object: String,
+    pub detail: String,
+}
+
+impl RawAudit {
+    pub fn parse(self) -> Result<socle_domain::AuditEntry> {
+        Ok(socle_domain::AuditEntry {
+            at: from_ms(self.at)?,
+            organisation: self
+                .organisation
+                .as_deref()
+                .map(OrganisationId::parse)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("audit entry: {e}")))?,
+            actor: self.actor,
+            action: self.action,
+            object: self.object,
+            detail: self.detail,
+        })
     }
 }

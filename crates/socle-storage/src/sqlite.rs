@@ -20,8 +20,8 @@ use socle_domain::{
 
 use crate::rollup::{compare_rollups, retained_from, rollup_points, Agg, Folded};
 use crate::rows::{
-    attribute_from_row, attribute_to_row, from_ms, geometry_to_text, kind_name, ms, series_info, RawEntity,
-    RawOrganisation,
+    attribute_from_row, attribute_to_row, audience_condition, from_ms, geometry_to_text, kind_name, ms, series_info,
+    RawEntity, RawOrganisation,
 };
 use crate::{migrate, ConsistencyReport, Result, StorageStats, Store, StoreError};
 
@@ -96,7 +96,7 @@ impl SqliteStore {
         &self.path
     }
 
-    async fn write<R, F>(&self, f: F) -> Result<R>
+    pub(crate) async fn write<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
@@ -105,7 +105,7 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || f(&mut lock(&writer))).await?
     }
 
-    async fn read<R, F>(&self, f: F) -> Result<R>
+    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
@@ -163,6 +163,7 @@ fn entity_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEntity> {
         location: r.get(4)?,
         created_at: r.get(5)?,
         modified_at: r.get(6)?,
+        visibility: r.get(7)?,
     })
 }
 
@@ -181,6 +182,14 @@ fn load_attributes(conn: &Connection, raw: RawEntity) -> Result<Entity> {
         let name = socle_domain::AttributeName::parse(&name)
             .map_err(|e| StoreError::Corrupt(format!("attribute name of {}: {e}", entity.id)))?;
         entity.attributes.insert(name, attr);
+    }
+    let mut shares =
+        conn.prepare_cached("SELECT organisation_id FROM entity_shares WHERE entity_seq = ?1 ORDER BY 1")?;
+    for org in shares.query_map([seq], |r| r.get::<_, String>(0))? {
+        let org = org?;
+        entity.shared_with.push(
+            OrganisationId::parse(&org).map_err(|e| StoreError::Corrupt(format!("share of {}: {e}", entity.id)))?,
+        );
     }
     Ok(entity)
 }
@@ -434,16 +443,20 @@ impl Store for SqliteStore {
             {
                 let mut org_exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM organisations WHERE id = ?1)")?;
                 let mut upsert = tx.prepare_cached(
-                    "INSERT INTO entities (id, type, organisation_id, location, created_at, modified_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                    "INSERT INTO entities (id, type, organisation_id, location, created_at, modified_at, visibility)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
                      ON CONFLICT (id) DO UPDATE SET type = excluded.type, organisation_id = excluded.organisation_id,
-                         location = excluded.location, modified_at = excluded.modified_at
+                         location = excluded.location, modified_at = excluded.modified_at,
+                         visibility = excluded.visibility
                      RETURNING seq",
                 )?;
                 let mut bbox_set = tx.prepare_cached(
                     "INSERT OR REPLACE INTO entities_bbox (seq, min_lon, max_lon, min_lat, max_lat) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
                 let mut bbox_del = tx.prepare_cached("DELETE FROM entities_bbox WHERE seq = ?1")?;
+                let mut shares_del = tx.prepare_cached("DELETE FROM entity_shares WHERE entity_seq = ?1")?;
+                let mut shares_add =
+                    tx.prepare_cached("INSERT INTO entity_shares (entity_seq, organisation_id) VALUES (?1, ?2)")?;
                 let mut attr = tx.prepare_cached(
                     "INSERT INTO entity_attributes (entity_seq, name, kind, value, unit_code, observed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -460,7 +473,8 @@ impl Store for SqliteStore {
                             e.entity_type.as_str(),
                             e.organisation.as_str(),
                             e.location.as_ref().map(geometry_to_text),
-                            now
+                            now,
+                            e.visibility.as_str()
                         ],
                         |r| r.get(0),
                     )?;
@@ -472,6 +486,10 @@ impl Store for SqliteStore {
                         None => {
                             bbox_del.execute([seq])?;
                         }
+                    }
+                    shares_del.execute([seq])?;
+                    for org in &e.shared_with {
+                        shares_add.execute(params![seq, org.as_str()])?;
                     }
                     for (name, a) in &e.attributes {
                         let row = attribute_to_row(a);
@@ -492,7 +510,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let raw = c
                 .prepare_cached(
-                    "SELECT seq, id, type, organisation_id, location, created_at, modified_at FROM entities WHERE id = ?1",
+                    "SELECT seq, id, type, organisation_id, location, created_at, modified_at, visibility FROM entities WHERE id = ?1",
                 )?
                 .query_row([id], entity_from_row)
                 .optional()?;
@@ -524,6 +542,10 @@ impl Store for SqliteStore {
                 conds.push(format!("e.organisation_id IN ({})", vec!["?"; orgs.len()].join(", ")));
                 args.extend(orgs.iter().map(|o| rusqlite::types::Value::from(o.to_string())));
             }
+            if let Some((cond, values)) = audience_condition(&filter.audience, &mut || "?".to_owned()) {
+                conds.push(cond);
+                args.extend(values.into_iter().map(rusqlite::types::Value::from));
+            }
             let where_clause = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
             let total: i64 =
                 c.prepare_cached(&format!("SELECT count(*) {from}{where_clause}"))?
@@ -532,7 +554,7 @@ impl Store for SqliteStore {
             page_args.push(i64::from(filter.limit).into());
             page_args.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT e.seq, e.id, e.type, e.organisation_id, e.location, e.created_at, e.modified_at
+                "SELECT e.seq, e.id, e.type, e.organisation_id, e.location, e.created_at, e.modified_at, e.visibility
                  {from}{where_clause} ORDER BY e.id LIMIT ? OFFSET ?"
             ))?;
             let raws = stmt.query_map(params_from_iter(page_args.iter()), entity_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;

@@ -62,16 +62,24 @@ impl TestStore {
 
     /// Runs raw SQL against the database, to simulate corruption or old schemas.
     pub async fn exec_raw(&self, sql: &str) {
+        if let Err(e) = self.try_exec_raw(sql).await {
+            panic!("raw SQL failed: {e}");
+        }
+    }
+
+    /// Runs raw SQL and reports the database's refusal, for tests of constraints.
+    pub async fn try_exec_raw(&self, sql: &str) -> Result<(), String> {
         match &self.config {
             StorageConfig::Sqlite { path } => {
-                let conn = rusqlite::Connection::open(path).expect("open raw SQLite");
-                conn.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
-                conn.execute_batch(sql).expect("raw SQL");
+                let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+                conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| e.to_string())?;
+                conn.execute_batch(sql).map_err(|e| e.to_string())
             }
             StorageConfig::Postgres { url, .. } => {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("raw connect");
+                let (client, conn) =
+                    tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
                 tokio::spawn(conn);
-                client.batch_execute(sql).await.expect("raw SQL");
+                client.batch_execute(sql).await.map_err(|e| format!("{e:?}"))
             }
         }
     }

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use socle_domain::{
-    Attribute, AttributeName, BBox, Entity, EntityFilter, EntityId, EntityType, Geometry, NewOrganisation, Observation,
-    ObservedValue, OfficialCode, OrganisationId, OrganisationKind, SeriesPoints, SeriesQuery, Step, TimeRange,
-    UnitCode,
+    Attribute, AttributeName, Audience, BBox, Entity, EntityFilter, EntityId, EntityType, Geometry, NewOrganisation,
+    Observation, ObservedValue, OfficialCode, OrganisationId, OrganisationKind, SeriesPoints, SeriesQuery, Step,
+    TimeRange, UnitCode,
 };
 use socle_storage::testing::TestStore;
 use socle_storage::{DynStore, StoreError};
@@ -163,13 +163,18 @@ async fn entity_queries_filter_and_page(t: &TestStore) {
         many.push(meter("commune-a", &format!("grid-{i:02}"), 1.0 + f64::from(i) * 0.01, 45.0));
     }
     s.upsert_entities(&many).await.unwrap();
-    let all = s.query_entities(&EntityFilter { limit: 10, ..Default::default() }).await.unwrap();
+    let all =
+        s.query_entities(&EntityFilter { audience: Audience::System, limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!((all.total, all.items.len()), (27, 10));
-    let page3 = s.query_entities(&EntityFilter { limit: 10, offset: 20, ..Default::default() }).await.unwrap();
+    let page3 = s
+        .query_entities(&EntityFilter { audience: Audience::System, limit: 10, offset: 20, ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(page3.items.len(), 7);
     let ids: HashSet<_> = all.items.iter().chain(&page3.items).map(|e| e.id.clone()).collect();
     assert_eq!(ids.len(), 17, "pages do not overlap");
     let only_b = EntityFilter {
+        audience: Audience::System,
         organisations: Some(vec![OrganisationId::parse("commune-b").unwrap()]),
         limit: 100,
         ..Default::default()
@@ -177,10 +182,15 @@ async fn entity_queries_filter_and_page(t: &TestStore) {
     let got = s.query_entities(&only_b).await.unwrap();
     assert_eq!(got.total, 1);
     assert_eq!(got.items[0].organisation.as_str(), "commune-b");
-    let none = EntityFilter { organisations: Some(vec![]), limit: 100, ..Default::default() };
+    let none =
+        EntityFilter { audience: Audience::System, organisations: Some(vec![]), limit: 100, ..Default::default() };
     assert_eq!(s.query_entities(&none).await.unwrap().total, 0);
-    let bbox =
-        EntityFilter { bbox: Some(BBox::new(1.045, 44.9, 1.105, 45.1).unwrap()), limit: 100, ..Default::default() };
+    let bbox = EntityFilter {
+        audience: Audience::System,
+        bbox: Some(BBox::new(1.045, 44.9, 1.105, 45.1).unwrap()),
+        limit: 100,
+        ..Default::default()
+    };
     let got = s.query_entities(&bbox).await.unwrap();
     assert_eq!(
         got.total,
@@ -188,8 +198,12 @@ async fn entity_queries_filter_and_page(t: &TestStore) {
         "grid-05..grid-10 lie in the box: {:?}",
         got.items.iter().map(|e| &e.id).collect::<Vec<_>>()
     );
-    let typed =
-        EntityFilter { entity_type: Some(EntityType::parse("Building").unwrap()), limit: 100, ..Default::default() };
+    let typed = EntityFilter {
+        audience: Audience::System,
+        entity_type: Some(EntityType::parse("Building").unwrap()),
+        limit: 100,
+        ..Default::default()
+    };
     assert_eq!(s.query_entities(&typed).await.unwrap().total, 0);
 }
 
@@ -430,6 +444,152 @@ async fn day_buckets_follow_each_organisation_time_zone(t: &TestStore) {
     assert_eq!(days.iter().map(|d| d.t).collect::<Vec<_>>(), [at("2026-05-31T20:00:00Z"), at("2026-06-01T20:00:00Z")]);
 }
 
+/// The SQL audience filter and `Entity::visible_to` must agree on every
+/// combination of owner, visibility, share and caller.
+async fn audience_filter_matches_the_policy_rule(t: &TestStore) {
+    use socle_domain::{Reach, Visibility};
+    let s = &t.store;
+    territory(s).await;
+    s.upsert_organisation(&NewOrganisation {
+        kind: OrganisationKind::Partenaire,
+        ..org("partner", "812473965", None, None)
+    })
+    .await
+    .unwrap();
+    let orgs = ["syndicat", "commune-a", "commune-b"];
+    let mut all = Vec::new();
+    for (i, owner) in orgs.iter().enumerate() {
+        for (j, v) in Visibility::ALL.into_iter().enumerate() {
+            for shared in [false, true] {
+                let mut e = meter(owner, &format!("v-{i}-{j}-{shared}"), 0.3, 46.6);
+                e.visibility = v;
+                if shared {
+                    e.shared_with = vec![OrganisationId::parse("partner").unwrap()];
+                }
+                all.push(e);
+            }
+        }
+    }
+    s.upsert_entities(&all).await.unwrap();
+    let ids = |names: &[&str]| names.iter().map(|n| OrganisationId::parse(n).unwrap()).collect::<Vec<_>>();
+    let audiences = [
+        Audience::Public,
+        Audience::Members(Reach {
+            full: ids(&["commune-a"]),
+            internal: ids(&["commune-a", "syndicat"]),
+            partner: vec![],
+        }),
+        Audience::Members(Reach {
+            full: ids(&["syndicat", "commune-a", "commune-b"]),
+            internal: ids(&orgs),
+            partner: vec![],
+        }),
+        Audience::Members(Reach { full: vec![], internal: vec![], partner: ids(&["partner"]) }),
+        Audience::Members(Reach { full: ids(&["partner"]), internal: ids(&["partner"]), partner: ids(&["partner"]) }),
+        Audience::System,
+    ];
+    for audience in audiences {
+        let page = s
+            .query_entities(&EntityFilter { audience: audience.clone(), limit: 1000, ..Default::default() })
+            .await
+            .unwrap();
+        let got: HashSet<_> = page.items.iter().map(|e| e.id.clone()).collect();
+        let stored: Vec<Entity> = {
+            let mut v = Vec::new();
+            for e in &all {
+                v.push(s.entity(&e.id).await.unwrap().unwrap());
+            }
+            v
+        };
+        let expected: HashSet<_> = stored.iter().filter(|e| e.visible_to(&audience)).map(|e| e.id.clone()).collect();
+        assert_eq!(
+            got.iter().filter(|id| id.as_str().contains(":v-")).cloned().collect::<HashSet<_>>(),
+            expected,
+            "{audience:?}"
+        );
+        assert_eq!(page.total as usize, got.len(), "the count obeys the same filter");
+    }
+    let shared = s.entity(&all[7].id).await.unwrap().unwrap();
+    assert_eq!(shared.shared_with, ids(&["partner"]));
+    assert_eq!(shared.visibility, Visibility::Public);
+}
+
+async fn accounts_tokens_and_audit(t: &TestStore) {
+    use socle_domain::{ApiToken, AuditEntry, Email, Role, TokenKind, TokenScope, UserId};
+    let s = &t.store;
+    territory(s).await;
+    let email = Email::parse("Agent@Saint-Aubin.fr").unwrap();
+    let user = s.create_user(&email, "Camille Agent", Some("$argon2id$fake")).await.unwrap();
+    assert_eq!(user.email.as_str(), "agent@saint-aubin.fr");
+    assert!(matches!(s.create_user(&email, "Twice", None).await, Err(StoreError::Conflict(_))));
+    let a = OrganisationId::parse("commune-a").unwrap();
+    s.grant(user.id, &a, Role::Agent).await.unwrap();
+    s.grant(user.id, &a, Role::Agent).await.unwrap();
+    s.grant(user.id, &OrganisationId::parse("syndicat").unwrap(), Role::Elected).await.unwrap();
+    assert!(matches!(
+        s.grant(user.id, &OrganisationId::parse("nowhere").unwrap(), Role::Agent).await,
+        Err(StoreError::UnknownOrganisation(_))
+    ));
+    assert!(matches!(s.grant(UserId::new(), &a, Role::Agent).await, Err(StoreError::UnknownUser(_))));
+    let got = s.user(user.id).await.unwrap().unwrap();
+    assert_eq!(got.memberships.len(), 2);
+    assert!(s.revoke(user.id, &a, Role::Agent).await.unwrap());
+    assert!(!s.revoke(user.id, &a, Role::Agent).await.unwrap());
+    assert_eq!(s.list_users().await.unwrap().len(), 1);
+
+    let creds = s.credentials(&email).await.unwrap().unwrap();
+    assert_eq!(creds.password_hash.as_deref(), Some("$argon2id$fake"));
+    assert_eq!(creds.failed_logins, 0);
+    let lock = Utc::now() + Duration::minutes(15);
+    assert_eq!(s.record_login(user.id, false, None).await.unwrap(), 1);
+    assert_eq!(s.record_login(user.id, false, Some(lock)).await.unwrap(), 2);
+    let creds = s.credentials(&email).await.unwrap().unwrap();
+    assert_eq!(creds.locked_until.map(|l| l.timestamp_millis()), Some(lock.timestamp_millis()));
+    assert_eq!(s.record_login(user.id, true, None).await.unwrap(), 0);
+    s.set_password(user.id, "$argon2id$new").await.unwrap();
+    assert!(s.credentials(&Email::parse("nobody@x.fr").unwrap()).await.unwrap().is_none());
+
+    let token = ApiToken {
+        id: uuid::Uuid::new_v4(),
+        kind: TokenKind::Personal,
+        label: "tableau de bord".into(),
+        user: Some(user.id),
+        organisation: a.clone(),
+        scope: TokenScope::Read,
+        created_at: at("2026-01-01T00:00:00Z"),
+        expires_at: Some(at("2027-01-01T00:00:00Z")),
+        revoked_at: None,
+    };
+    s.create_token(&token, "hash-1").await.unwrap();
+    assert_eq!(s.token_by_secret_hash("hash-1").await.unwrap(), Some(token.clone()));
+    assert_eq!(s.token_by_secret_hash("hash-2").await.unwrap(), None);
+    assert_eq!(s.list_tokens(Some(user.id)).await.unwrap().len(), 1);
+    assert!(s.revoke_token(token.id, Utc::now()).await.unwrap());
+    assert!(!s.revoke_token(token.id, Utc::now()).await.unwrap());
+    assert!(!s.token_by_secret_hash("hash-1").await.unwrap().unwrap().is_usable(Utc::now()));
+
+    for (i, org) in [Some(a.clone()), None, Some(OrganisationId::parse("commune-b").unwrap())].into_iter().enumerate() {
+        s.append_audit(&AuditEntry {
+            at: Utc::now(),
+            actor: format!("user:{}", user.id),
+            organisation: org,
+            action: "entity.read".into(),
+            object: format!("object-{i}"),
+            detail: String::new(),
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.audit_log(None, 10).await.unwrap().len(), 3);
+    let only_a = s.audit_log(Some(&[a.clone()]), 10).await.unwrap();
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0].object, "object-0");
+    assert_eq!(s.audit_log(None, 1).await.unwrap()[0].object, "object-2", "newest first");
+    assert!(t.try_exec_raw("UPDATE audit_log SET actor = 'someone else'").await.is_err(), "audit log is append-only");
+    assert!(t.try_exec_raw("DELETE FROM audit_log").await.is_err(), "audit log is append-only");
+    assert_eq!(s.audit_log(None, 10).await.unwrap().len(), 3);
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -466,4 +626,6 @@ suite!(
     concurrent_writers_do_not_double_count,
     meta_and_stats,
     day_buckets_follow_each_organisation_time_zone,
+    audience_filter_matches_the_policy_rule,
+    accounts_tokens_and_audit,
 );

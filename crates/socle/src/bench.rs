@@ -8,9 +8,9 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use clap::Args;
 use socle_domain::{
-    Attribute, AttributeName, BBox, Entity, EntityFilter, EntityId, EntityType, Geometry, NewOrganisation, Observation,
-    ObservedValue, OfficialCode, OrganisationId, OrganisationKind, SeriesPoints, SeriesQuery, Step, TimeRange,
-    UnitCode,
+    Attribute, AttributeName, Audience, BBox, Entity, EntityFilter, EntityId, EntityType, Geometry, NewOrganisation,
+    Observation, ObservedValue, OfficialCode, OrganisationId, OrganisationKind, SeriesPoints, SeriesQuery, Step,
+    TimeRange, UnitCode,
 };
 use socle_storage::rollup::Folded;
 use socle_storage::{DynStore, StorageConfig};
@@ -91,14 +91,16 @@ pub async fn run(_config: &Config, args: BenchArgs) -> anyhow::Result<()> {
 
     let territory = territory_box();
     let small = BBox::new(territory.min_lon, territory.min_lat, territory.min_lon + 0.03, territory.min_lat + 0.03)?;
-    let bbox_filter = EntityFilter { bbox: Some(small), limit: 1000, ..Default::default() };
+    let bbox_filter = EntityFilter { audience: Audience::System, bbox: Some(small), limit: 1000, ..Default::default() };
     let (bbox_t, found) = time(args.runs, || async { Ok(store.query_entities(&bbox_filter).await?.total) }).await?;
     let (bbox_scan_t, scan_found) = time(args.runs, || async {
         // The baseline: fetch every entity and test its location.
         let mut hits = 0u64;
         let mut offset = 0;
         loop {
-            let page = store.query_entities(&EntityFilter { limit: 1000, offset, ..Default::default() }).await?;
+            let page = store
+                .query_entities(&EntityFilter { audience: Audience::System, limit: 1000, offset, ..Default::default() })
+                .await?;
             hits +=
                 page.items.iter().filter(|e| e.location.as_ref().is_some_and(|g| g.bbox().intersects(&small))).count()
                     as u64;
@@ -111,7 +113,8 @@ pub async fn run(_config: &Config, args: BenchArgs) -> anyhow::Result<()> {
     })
     .await?;
     anyhow::ensure!(found == scan_found, "index finds {found} entities, scan {scan_found}");
-    let all_filter = EntityFilter { bbox: Some(territory), limit: 1000, ..Default::default() };
+    let all_filter =
+        EntityFilter { audience: Audience::System, bbox: Some(territory), limit: 1000, ..Default::default() };
     let (all_t, all) = time(args.runs, || async { Ok(store.query_entities(&all_filter).await?.total) }).await?;
 
     let stats = store.stats().await?;
