@@ -64,6 +64,11 @@ pub struct EntityDto {
     /// `{"type": "Relationship", "object": …}` or `{"type": "GeoProperty", "value": {GeoJSON}}`.
     #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// private, internal, partners or public.
+    pub visibility: String,
+    /// Partner organisations that see it (visibility `partners`).
+    #[serde(rename = "sharedWith", skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
     #[serde(rename = "createdAt")]
     pub created_at: Option<DateTime<Utc>>,
     #[serde(rename = "modifiedAt")]
@@ -83,6 +88,8 @@ impl From<Entity> for EntityDto {
                 .iter()
                 .map(|(k, v)| (k.to_string(), serde_json::to_value(v).unwrap_or_default()))
                 .collect(),
+            visibility: e.visibility.as_str().to_owned(),
+            shared_with: e.shared_with.iter().map(ToString::to_string).collect(),
             created_at: e.created_at,
             modified_at: e.modified_at,
         }
@@ -185,4 +192,58 @@ pub struct Health {
     pub status: String,
     pub backend: String,
     pub version: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipDto {
+    pub organisation: String,
+    /// admin, agent, elected or partner.
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDto {
+    pub id: String,
+    pub email: String,
+    #[serde(rename = "displayName")]
+    pub display_name: String,
+    pub disabled: bool,
+    /// Only the memberships in organisations the caller administers.
+    pub memberships: Vec<MembershipDto>,
+}
+
+impl From<socle_domain::User> for UserDto {
+    fn from(u: socle_domain::User) -> Self {
+        Self {
+            id: u.id.to_string(),
+            email: u.email.as_str().to_owned(),
+            display_name: u.display_name,
+            disabled: u.disabled,
+            memberships: u
+                .memberships
+                .into_iter()
+                .map(|m| MembershipDto { organisation: m.organisation.to_string(), role: m.role.as_str().to_owned() })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<UserDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntryDto {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub organisation: Option<String>,
+    pub action: String,
+    pub object: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLog {
+    pub items: Vec<AuditEntryDto>,
 }

@@ -1,16 +1,15 @@
 //! Socle's HTTP server: health, metrics, the read API and its OpenAPI
-//! document. Handlers reach storage only through [`AppState`].
+//! document. Access is decided in [`policy`]; handlers reach storage only
+//! through the caller-scoped handle it gives them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
-use socle_storage::DynStore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -19,11 +18,13 @@ pub mod dto;
 pub mod i18n;
 pub mod metrics;
 pub mod openapi;
+pub mod policy;
 pub mod problem;
 mod query;
 mod routes;
 
 pub use metrics::Metrics;
+pub use policy::{Access, AppState, Caller};
 pub use problem::Problem;
 
 use i18n::Lang;
@@ -42,34 +43,46 @@ impl Default for Limits {
     }
 }
 
-/// What every handler can reach. Cloned per request (all fields are shared).
-#[derive(Clone)]
-pub struct AppState {
-    pub store: DynStore,
-    pub metrics: Arc<Metrics>,
-    pub limits: Arc<Limits>,
+/// One route: its path, what it requires, its handlers. The router is built
+/// from this table only, and the isolation tests walk the same table, so a
+/// route cannot exist without a declared access rule and a test.
+pub struct RouteSpec {
+    pub path: &'static str,
+    pub methods: &'static [Method],
+    pub access: Access,
+    handler: MethodRouter<AppState>,
 }
 
-impl AppState {
-    pub fn new(store: DynStore) -> Self {
-        Self { store, metrics: Arc::new(Metrics::default()), limits: Arc::new(Limits::default()) }
-    }
+fn spec(path: &'static str, methods: &'static [Method], access: Access, handler: MethodRouter<AppState>) -> RouteSpec {
+    RouteSpec { path, methods, access, handler }
+}
+
+pub fn route_table() -> Vec<RouteSpec> {
+    use routes::*;
+    const GET: &[Method] = &[Method::GET];
+    vec![
+        spec("/healthz", GET, Access::Open, get(health::healthz)),
+        spec("/readyz", GET, Access::Open, get(health::readyz)),
+        spec("/metrics", GET, Access::Operator, get(health::metrics)),
+        spec("/api/openapi.json", GET, Access::Open, get(openapi::serve)),
+        spec("/api/v1/organisations", GET, Access::Open, get(organisations::list)),
+        spec("/api/v1/organisations/{id}", GET, Access::Open, get(organisations::get_one)),
+        spec("/api/v1/entities", GET, Access::Open, get(entities::list)),
+        spec("/api/v1/entities/{id}", GET, Access::Open, get(entities::get_one)),
+        spec("/api/v1/entities/{id}/series", GET, Access::Open, get(series::list)),
+        spec("/api/v1/entities/{id}/series/{attribute}", GET, Access::Open, get(series::points)),
+        spec("/api/v1/users", GET, Access::Admin, get(admin::users)),
+        spec("/api/v1/audit", GET, Access::Admin, get(admin::audit)),
+    ]
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/organisations", get(routes::organisations::list))
-        .route("/organisations/{id}", get(routes::organisations::get_one))
-        .route("/entities", get(routes::entities::list))
-        .route("/entities/{id}", get(routes::entities::get_one))
-        .route("/entities/{id}/series", get(routes::series::list))
-        .route("/entities/{id}/series/{attribute}", get(routes::series::points));
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/api/openapi.json", get(openapi::serve))
-        .nest("/api/v1", api)
+    let mut router = Router::new();
+    for route in route_table() {
+        let guard = middleware::from_fn_with_state((state.clone(), route.access), policy::enforce);
+        router = router.route(route.path, route.handler.route_layer(guard));
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
@@ -132,5 +145,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

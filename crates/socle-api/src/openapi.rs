@@ -26,12 +26,16 @@ use crate::routes;
         routes::entities::get_one,
         routes::series::list,
         routes::series::points,
+        routes::admin::users,
+        routes::admin::audit,
     ),
+    modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health and metrics"),
         (name = "organisations", description = "Collectivités: syndicates, communes, partners"),
         (name = "entities", description = "Équipements: buildings, street lights, containers…"),
         (name = "series", description = "Historiques: time series and their rollups"),
+        (name = "administration", description = "Users and audit trail, for administrators"),
     )
 )]
 pub struct ApiDoc;
@@ -42,4 +46,28 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(document())
+}
+
+/// Declares the bearer-token scheme used by protected routes.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("Personal API token (socle_pat_…), created with `socle token create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Paths of the document, for the test that compares them with the route table.
+pub fn documented_paths() -> Vec<String> {
+    document().paths.paths.keys().cloned().collect()
 }

@@ -72,6 +72,8 @@ async fn seed(t: &TestStore) {
             OrganisationId::parse("commune-a").unwrap(),
         );
         e.location = Some(Geometry::Point([0.30 + f64::from(i) * 0.01, 46.6]));
+        // Open data, so anonymous requests see it; access rules have their own test.
+        e.visibility = socle_domain::Visibility::Public;
         entities.push(e.with("name", Attribute::property(format!("Compteur {i}"))).unwrap());
     }
     s.upsert_entities(&entities).await.unwrap();

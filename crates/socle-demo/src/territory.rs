@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value as Json;
 use socle_domain::{
     Attribute, AttributeName, Entity, EntityId, EntityType, Geometry, NewOrganisation, OfficialCode, OrganisationId,
-    OrganisationKind, UnitCode,
+    OrganisationKind, UnitCode, Visibility,
 };
 
 use crate::communes::{Commune, COMMUNES};
@@ -135,7 +135,8 @@ impl Builder<'_> {
         e
     }
 
-    pub(crate) fn add(&mut self, e: Entity) {
+    pub(crate) fn add(&mut self, mut e: Entity) {
+        (e.visibility, e.shared_with) = audience_of(e.entity_type.as_str());
         self.entities.push(e);
     }
 
@@ -174,5 +175,20 @@ pub(crate) fn quantity(value: f64, unit: &str) -> Attribute {
         value: Json::from(value),
         unit_code: Some(UnitCode::parse(unit).expect("demo unit codes are valid")),
         observed_at: None,
+    }
+}
+
+/// Who sees what in the demo, as a commune would choose: what citizens use
+/// (air, parking, containers, river levels) is open data; buildings and
+/// their meters are shared within the syndicate; the lighting network is
+/// shared with the maintenance contractor; the water network stays private.
+fn audience_of(entity_type: &str) -> (Visibility, Vec<OrganisationId>) {
+    match entity_type {
+        "AirQualityObserved" | "ParkingSpot" | "WasteContainer" | "FloodMonitoring" => (Visibility::Public, vec![]),
+        "Building" | "SmartMeteringObservation" => (Visibility::Internal, vec![]),
+        "Streetlight" | "StreetlightControlCabinet" => {
+            (Visibility::Partners, vec![OrganisationId::parse(PARTNER_ID).expect("constant organisation id")])
+        }
+        _ => (Visibility::Private, vec![]),
     }
 }

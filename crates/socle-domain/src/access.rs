@@ -53,7 +53,7 @@ impl fmt::Display for Role {
 }
 
 /// Who may read an object, beyond the administrators of its owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     /// The owning organisation only.

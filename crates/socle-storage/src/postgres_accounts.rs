@@ -12,6 +12,9 @@ use crate::postgres::PostgresStore;
 use crate::rows::{ms, RawAudit, RawToken, RawUser};
 use crate::{Result, StoreError};
 
+/// A user row and its (organisation, role) memberships.
+type UserRows = (RawUser, Vec<(String, String)>);
+
 const USER_COLUMNS: &str = "id, email, display_name, disabled, created_at, password_hash, failed_logins, locked_until";
 const TOKEN_COLUMNS: &str = "id, kind, label, user_id, organisation_id, scope, created_at, expires_at, revoked_at";
 
@@ -52,7 +55,7 @@ async fn memberships(client: &Object, user: &str) -> Result<Vec<(String, String)
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
-async fn load_user(client: &Object, column: &str, key: &str) -> Result<Option<(RawUser, Vec<(String, String)>)>> {
+async fn load_user(client: &Object, column: &str, key: &str) -> Result<Option<UserRows>> {
     // `column` is one of two constants, never input.
     let Some(row) = client.query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"), &[&key]).await?
     else {

@@ -10,6 +10,9 @@ use crate::rows::{ms, RawAudit, RawToken, RawUser};
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoreError};
 
+/// A user row and its (organisation, role) memberships.
+type UserRows = (RawUser, Vec<(String, String)>);
+
 const USER_COLUMNS: &str = "id, email, display_name, disabled, created_at, password_hash, failed_logins, locked_until";
 const TOKEN_COLUMNS: &str = "id, kind, label, user_id, organisation_id, scope, created_at, expires_at, revoked_at";
 
@@ -48,7 +51,7 @@ fn memberships(conn: &Connection, user: &str) -> Result<Vec<(String, String)>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn load_user(conn: &Connection, where_clause: &str, key: &str) -> Result<Option<(RawUser, Vec<(String, String)>)>> {
+fn load_user(conn: &Connection, where_clause: &str, key: &str) -> Result<Option<UserRows>> {
     let raw = conn
         .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE {where_clause}"))?
         .query_row([key], raw_user)
@@ -95,7 +98,7 @@ impl Accounts for SqliteStore {
             };
             let (raw, m) = load_user(c, "id = ?1", &id.to_string())?
                 .ok_or_else(|| StoreError::Corrupt("user vanished after insert".into()))?;
-            Ok(raw.into_user(m)?)
+            raw.into_user(m)
         })
         .await
     }

@@ -581,7 +581,7 @@ async fn accounts_tokens_and_audit(t: &TestStore) {
         .unwrap();
     }
     assert_eq!(s.audit_log(None, 10).await.unwrap().len(), 3);
-    let only_a = s.audit_log(Some(&[a.clone()]), 10).await.unwrap();
+    let only_a = s.audit_log(Some(std::slice::from_ref(&a)), 10).await.unwrap();
     assert_eq!(only_a.len(), 1);
     assert_eq!(only_a[0].object, "object-0");
     assert_eq!(s.audit_log(None, 1).await.unwrap()[0].object, "object-2", "newest first");

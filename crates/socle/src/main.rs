@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod admin;
 mod bench;
 mod config;
 mod debug;
+mod demo_accounts;
 mod server;
 mod telemetry;
 
@@ -58,6 +60,21 @@ enum Command {
     Migrate,
     /// Verify that every rollup equals the aggregate of its raw points.
     Check,
+    /// Organisations (tenants).
+    Org {
+        #[command(subcommand)]
+        command: admin::OrgCommand,
+    },
+    /// Users and their roles.
+    User {
+        #[command(subcommand)]
+        command: admin::UserCommand,
+    },
+    /// API tokens (personal and ingestion).
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
+    },
     /// Measure the read paths against a raw-scan baseline on a throw-away database.
     Bench(bench::BenchArgs),
     /// Configuration helpers.
@@ -117,6 +134,9 @@ fn main() -> ExitCode {
             Command::Migrate => server::migrate(&config).await,
             Command::Check => server::check(&config).await,
             Command::Bench(args) => bench::run(&config, args).await,
+            Command::Org { command } => admin::org(&config, command).await,
+            Command::User { command } => admin::user(&config, command).await,
+            Command::Token { command } => admin::token(&config, command).await,
             Command::Config { command: ConfigCommand::Show } => {
                 println!("{}", toml::to_string_pretty(&redacted(&config))?);
                 Ok(())

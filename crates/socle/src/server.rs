@@ -45,7 +45,7 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     ));
     if let Some(mode) = demo {
         println!("Démo : http://{addr}/api/v1/organisations — documentation de l'API : http://{addr}/api/openapi.json");
-        tasks.spawn(run_demo(state.clone(), config.demo.clone(), mode, shutdown.clone()));
+        tasks.spawn(run_demo(store.clone(), state.metrics.clone(), config.demo.clone(), mode, shutdown.clone()));
     }
     let signal_token = shutdown.clone();
     tokio::spawn(async move {
@@ -120,20 +120,21 @@ impl socle_demo::ObservationSink for MeteredStore {
 }
 
 async fn run_demo(
-    state: AppState,
+    store: DynStore,
+    metrics: Arc<socle_api::Metrics>,
     settings: DemoSection,
     mode: DemoMode,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = state.store.clone();
     let work = async {
         let now = Utc::now();
         let territory = socle_demo::setup(&store, now).await.context("creating the demo territory")?;
+        crate::demo_accounts::create(&store).await.context("creating the demo accounts")?;
         tracing::info!(entities = territory.entities.len(), "demo territory ready; writing history");
         let report =
             socle_demo::backfill(&store, &territory, now, settings.history_days).await.context("demo history")?;
         tracing::info!(?report, "demo history written");
-        state.metrics.record_write(report.outcome);
+        metrics.record_write(report.outcome);
         anyhow::Ok((Arc::new(territory), report.until))
     };
     // Dropping the backfill between two batches is safe: each batch is one transaction.
@@ -145,7 +146,7 @@ async fn run_demo(
     if !mode.live {
         return Ok(());
     }
-    let sink = MeteredStore { store, metrics: state.metrics.clone() };
+    let sink = MeteredStore { store, metrics };
     let every = Duration::from_secs(settings.live_interval_secs.max(1));
     let report = socle_demo::run_live(sink, territory, since, every, shutdown.cancelled_owned()).await;
     tracing::info!(?report, "demo live generation stopped");

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, get_json, socle, Running};
+use common::{eventually, get_json, get_json_as, socle, Running};
 
 fn demo(data_dir: &std::path::Path, extra: &[&str]) -> Running {
     let mut cmd = socle();
@@ -30,6 +30,11 @@ fn the_demo_territory_is_served_within_a_minute_and_stays_live() {
     let app = demo(dir.path(), &[]);
     let base = app.base_url(Duration::from_secs(60));
     eventually(Duration::from_secs(60), "healthz", || (get_json(&format!("{base}/healthz")).0 == 200).then_some(()));
+    // The demo prints one token per role; the syndicate's administrator sees everything.
+    let admin_line = app.wait_line(Duration::from_secs(60), |l| l.contains("admin@val-de-lemance.fr"));
+    let token = admin_line.split_whitespace().last().unwrap().to_owned();
+    assert!(token.starts_with("socle_pat_"), "{admin_line}");
+    let get = |url: &str| get_json_as(url, &token);
 
     let orgs = eventually(Duration::from_secs(60), "the demo organisations", || {
         let (_, orgs) = get_json(&format!("{base}/api/v1/organisations"));
@@ -43,19 +48,22 @@ fn the_demo_territory_is_served_within_a_minute_and_stays_live() {
     assert!(populations.iter().any(|p| (600..1_000).contains(p)), "{populations:?}");
 
     let total = eventually(Duration::from_secs(60), "the demo entities", || {
-        let (_, entities) = get_json(&format!("{base}/api/v1/entities?limit=1"));
+        let (_, entities) = get(&format!("{base}/api/v1/entities?limit=1"));
         entities["total"].as_u64().filter(|n| *n >= 1_350)
     });
     assert!((1_350..=1_650).contains(&total), "about 1,500 entities, got {total}");
 
-    let (_, meters) = get_json(&format!("{base}/api/v1/entities?type=SmartMeteringObservation&limit=1"));
+    let (_, public) = get_json(&format!("{base}/api/v1/entities?limit=1"));
+    let public = public["total"].as_u64().unwrap();
+    assert!(public > 100 && public < total, "anonymous visitors see the open data only ({public} of {total})");
+    let (_, meters) = get(&format!("{base}/api/v1/entities?type=SmartMeteringObservation&limit=1"));
     let meter = meters["items"][0]["id"].as_str().unwrap().to_owned();
     let days = eventually(Duration::from_secs(60), "90 days of meter history", || {
         let now = chrono::Utc::now();
         let from = (now - chrono::Duration::days(91)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let to = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let url = format!("{base}/api/v1/entities/{meter}/series/consumption?step=day&fn=sum&from={from}&to={to}");
-        let (status, body) = get_json(&url);
+        let (status, body) = get(&url);
         let n = body["points"].as_array().map_or(0, Vec::len);
         (status == 200 && n >= 90).then_some(n)
     });

@@ -8,7 +8,7 @@ use crate::dto::{EntityDto, EntityList};
 use crate::i18n::Lang;
 use crate::problem::{ApiResult, Problem};
 use crate::query::{ApiPath, ApiQuery};
-use crate::AppState;
+use crate::{AppState, Caller};
 
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
@@ -58,6 +58,7 @@ pub(crate) fn parse_number<T: std::str::FromStr + PartialOrd + std::fmt::Display
               (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     lang: Lang,
     ApiQuery(p): ApiQuery<EntityParams>,
 ) -> ApiResult<Json<EntityList>> {
@@ -85,8 +86,8 @@ pub async fn list(
         .transpose()?;
     let limit = parse_number(lang, "limit", p.limit.as_deref(), DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let offset = parse_number(lang, "offset", p.offset.as_deref(), 0, 0, MAX_OFFSET)?;
-    let filter = EntityFilter { organisations, entity_type, bbox, limit, offset };
-    let page = state.store.query_entities(&filter).await.map_err(|e| Problem::from_store(lang, e))?;
+    let filter = EntityFilter { organisations, entity_type, bbox, limit, offset, ..Default::default() };
+    let page = state.scoped(&caller).query_entities(filter).await.map_err(|e| Problem::from_store(lang, e))?;
     Ok(Json(EntityList { total: page.total, limit, offset, items: page.items.into_iter().map(Into::into).collect() }))
 }
 
@@ -98,11 +99,12 @@ pub async fn list(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_one(
     State(state): State<AppState>,
+    caller: Caller,
     lang: Lang,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<EntityDto>> {
     let parsed = EntityId::parse(&id).map_err(|e| Problem::invalid_parameter(lang, "id", &e))?;
-    match state.store.entity(&parsed).await.map_err(|e| Problem::from_store(lang, e))? {
+    match state.scoped(&caller).entity(&parsed).await.map_err(|e| Problem::from_store(lang, e))? {
         Some(e) => Ok(Json(e.into())),
         None => Err(Problem::from_store(lang, socle_storage::StoreError::UnknownEntity(id))),
     }

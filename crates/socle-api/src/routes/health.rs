@@ -11,18 +11,14 @@ use crate::AppState;
 /// Liveness: the process answers. Never touches storage.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-        backend: state.store.backend().into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    Json(Health { status: "ok".into(), backend: state.backend().into(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
 /// Readiness: storage answers a round trip.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>, lang: Lang) -> Response {
-    match state.store.ping().await {
+    match state.ping().await {
         Ok(()) => healthz(State(state)).await.into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -31,11 +27,11 @@ pub async fn readyz(State(state): State<AppState>, lang: Lang) -> Response {
     }
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition; for local scrapers and administrators.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Sizes are read at scrape time: cheap queries, no background task.
-    match state.store.stats().await {
+    match state.stats().await {
         Ok(stats) => {
             state.metrics.storage_bytes.set(stats.bytes);
             state.metrics.entities.set(stats.entities);

@@ -1,3 +1,4 @@
+pub mod admin;
 pub mod entities;
 pub mod health;
 pub mod organisations;

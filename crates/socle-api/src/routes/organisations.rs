@@ -12,7 +12,7 @@ use crate::AppState;
 #[utoipa::path(get, path = "/api/v1/organisations", tag = "organisations",
     responses((status = 200, body = OrganisationList)))]
 pub async fn list(State(state): State<AppState>, lang: Lang) -> ApiResult<Json<OrganisationList>> {
-    let orgs = state.store.list_organisations().await.map_err(|e| Problem::from_store(lang, e))?;
+    let orgs = state.organisations().await.map_err(|e| Problem::from_store(lang, e))?;
     Ok(Json(OrganisationList { total: orgs.len() as u64, items: orgs.into_iter().map(Into::into).collect() }))
 }
 
@@ -27,7 +27,7 @@ pub async fn get_one(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrganisationDto>> {
     let parsed = OrganisationId::parse(&id).map_err(|e| Problem::invalid_parameter(lang, "id", &e))?;
-    match state.store.organisation(&parsed).await.map_err(|e| Problem::from_store(lang, e))? {
+    match state.organisation(&parsed).await.map_err(|e| Problem::from_store(lang, e))? {
         Some(o) => Ok(Json(o.into())),
         None => Err(Problem::from_store(lang, socle_storage::StoreError::UnknownOrganisation(id))),
     }

@@ -10,7 +10,7 @@ use crate::i18n::Lang;
 use crate::problem::{ApiResult, Problem};
 use crate::query::{ApiPath, ApiQuery};
 use crate::routes::entities::parse_number;
-use crate::AppState;
+use crate::{AppState, Caller};
 
 pub const DEFAULT_POINTS: u32 = 10_000;
 pub const MAX_POINTS: u32 = 100_000;
@@ -22,11 +22,12 @@ pub const MAX_POINTS: u32 = 100_000;
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     lang: Lang,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<SeriesList>> {
     let parsed = EntityId::parse(&id).map_err(|e| Problem::invalid_parameter(lang, "id", &e))?;
-    let items = state.store.list_series(&parsed).await.map_err(|e| Problem::from_store(lang, e))?;
+    let items = state.scoped(&caller).list_series(&parsed).await.map_err(|e| Problem::from_store(lang, e))?;
     Ok(Json(SeriesList { entity: id, items: items.into_iter().map(Into::into).collect() }))
 }
 
@@ -68,6 +69,7 @@ fn parse_time(lang: Lang, name: &str, raw: &str) -> ApiResult<DateTime<Utc>> {
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn points(
     State(state): State<AppState>,
+    caller: Caller,
     lang: Lang,
     ApiPath((id, attribute)): ApiPath<(String, String)>,
     ApiQuery(p): ApiQuery<SeriesParams>,
@@ -101,7 +103,8 @@ pub async fn points(
     let limit = parse_number(lang, "limit", p.limit.as_deref(), DEFAULT_POINTS, 1, MAX_POINTS)?;
     // One extra point tells whether the answer was cut short.
     let query = SeriesQuery { entity: entity.clone(), attribute: attribute.clone(), range, step, limit: limit + 1 };
-    let found = state.store.series(&query).await.map_err(|e| Problem::from_store(lang, e))?;
+    let scoped = state.scoped(&caller);
+    let found = scoped.series(&query).await.map_err(|e| Problem::from_store(lang, e))?;
     let mut points: Vec<PointDto> = match found {
         SeriesPoints::Raw(raw) => raw
             .into_iter()
@@ -111,8 +114,7 @@ pub async fn points(
     };
     let truncated = points.len() > limit as usize;
     points.truncate(limit as usize);
-    let unit_code = state
-        .store
+    let unit_code = scoped
         .list_series(&entity)
         .await
         .map_err(|e| Problem::from_store(lang, e))?

@@ -77,7 +77,15 @@ impl Drop for Running {
 }
 
 pub fn get_json(url: &str) -> (u16, serde_json::Value) {
-    match reqwest::blocking::Client::new().get(url).timeout(Duration::from_secs(30)).send() {
+    send_json(reqwest::blocking::Client::new().get(url))
+}
+
+pub fn get_json_as(url: &str, token: &str) -> (u16, serde_json::Value) {
+    send_json(reqwest::blocking::Client::new().get(url).bearer_auth(token))
+}
+
+fn send_json(req: reqwest::blocking::RequestBuilder) -> (u16, serde_json::Value) {
+    match req.timeout(Duration::from_secs(30)).send() {
         Ok(res) => {
             let status = res.status().as_u16();
             (status, res.json().unwrap_or(serde_json::Value::Null))
