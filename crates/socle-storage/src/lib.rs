@@ -27,7 +27,7 @@ mod sqlite_accounts;
 pub mod testing;
 
 mod error;
-pub use accounts::Accounts;
+pub use accounts::{Accounts, PendingOidcLogin, WebSession};
 pub use error::StoreError;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -7,9 +7,9 @@ use socle_domain::{ApiToken, AuditEntry, Credentials, Email, OrganisationId, Rol
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, PendingOidcLogin, WebSession};
 use crate::postgres::PostgresStore;
-use crate::rows::{ms, RawAudit, RawToken, RawUser};
+use crate::rows::{from_ms, ms, RawAudit, RawToken, RawUser};
 use crate::{Result, StoreError};
 
 /// A user row and its (organisation, role) memberships.
@@ -236,6 +236,183 @@ impl Accounts for PostgresStore {
             )
             .await?;
         Ok(n == 1)
+    }
+
+    async fn create_session(&self, id_hash: &str, s: &WebSession) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &id_hash,
+                    &s.user.to_string(),
+                    &s.csrf_token,
+                    &ms(s.created_at),
+                    &ms(s.last_seen_at),
+                    &ms(s.expires_at),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<WebSession>> {
+        let client = self.client().await?;
+        let Some(r) = client
+            .query_opt(
+                "SELECT user_id, csrf_token, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = $1",
+                &[&id_hash],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let user: String = r.try_get(0)?;
+        Ok(Some(WebSession {
+            user: UserId::parse(&user).map_err(|e| StoreError::Corrupt(format!("session user: {e}")))?,
+            csrf_token: r.try_get(1)?,
+            created_at: from_ms(r.try_get(2)?)?,
+            last_seen_at: from_ms(r.try_get(3)?)?,
+            expires_at: from_ms(r.try_get(4)?)?,
+        }))
+    }
+
+    async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<()> {
+        let client = self.client().await?;
+        client.execute("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1", &[&id_hash, &ms(at)]).await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<bool> {
+        let client = self.client().await?;
+        Ok(client.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash]).await? == 1)
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> Result<u64> {
+        let client = self.client().await?;
+        Ok(client.execute("DELETE FROM sessions WHERE user_id = $1", &[&user.to_string()]).await?)
+    }
+
+    async fn create_password_reset(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                &[&token_hash, &user.to_string(), &ms(created_at), &ms(expires_at)],
+            )
+            .await;
+        match inserted {
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                Err(StoreError::UnknownUser(user.to_string()))
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn password_reset_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<UserId>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT user_id FROM password_resets WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+                &[&token_hash, &ms(now)],
+            )
+            .await?;
+        row.map(|r| {
+            let u: String = r.try_get(0)?;
+            UserId::parse(&u).map_err(|e| StoreError::Corrupt(format!("reset user: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn use_password_reset(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<UserId>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "UPDATE password_resets SET used_at = $2
+                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
+                &[&token_hash, &ms(now)],
+            )
+            .await?;
+        let user: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        if let Some(u) = &user {
+            tx.execute(
+                "UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+                &[u, &ms(now)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        user.map(|u| UserId::parse(&u).map_err(|e| StoreError::Corrupt(format!("reset user: {e}")))).transpose()
+    }
+
+    async fn user_by_oidc_subject(&self, subject: &str) -> Result<Option<User>> {
+        let client = self.client().await?;
+        load_user(&client, "oidc_subject", subject).await?.map(|(raw, m)| raw.into_user(m)).transpose()
+    }
+
+    async fn set_oidc_subject(&self, user: UserId, subject: &str) -> Result<()> {
+        let client = self.client().await?;
+        match client.execute("UPDATE users SET oidc_subject = $2 WHERE id = $1", &[&user.to_string(), &subject]).await {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Conflict("a user with this OpenID subject".into()))
+            }
+            Err(e) => Err(e.into()),
+            Ok(0) => Err(StoreError::UnknownUser(user.to_string())),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn create_oidc_login(&self, state_hash: &str, l: &PendingOidcLogin) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO oidc_logins (state_hash, nonce, pkce_verifier, return_to, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&state_hash, &l.nonce, &l.pkce_verifier, &l.return_to, &ms(l.expires_at)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn take_oidc_login(&self, state_hash: &str, now: DateTime<Utc>) -> Result<Option<PendingOidcLogin>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "DELETE FROM oidc_logins WHERE state_hash = $1 RETURNING nonce, pkce_verifier, return_to, expires_at",
+                &[&state_hash],
+            )
+            .await?;
+        match row {
+            Some(r) if r.try_get::<_, i64>(3)? > ms(now) => Ok(Some(PendingOidcLogin {
+                nonce: r.try_get(0)?,
+                pkce_verifier: r.try_get(1)?,
+                return_to: r.try_get(2)?,
+                expires_at: from_ms(r.try_get(3)?)?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    async fn purge_expired_sign_ins(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut n = tx
+            .execute("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2", &[&ms(now), &ms(idle_before)])
+            .await?;
+        n += tx
+            .execute("DELETE FROM password_resets WHERE expires_at <= $1 OR used_at IS NOT NULL", &[&ms(now)])
+            .await?;
+        n += tx.execute("DELETE FROM oidc_logins WHERE expires_at <= $1", &[&ms(now)]).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn append_audit(&self, e: &AuditEntry) -> Result<()> {

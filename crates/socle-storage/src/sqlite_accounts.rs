@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use socle_domain::{ApiToken, AuditEntry, Credentials, Email, OrganisationId, Role, User, UserId};
 
-use crate::accounts::Accounts;
-use crate::rows::{ms, RawAudit, RawToken, RawUser};
+use crate::accounts::{Accounts, PendingOidcLogin, WebSession};
+use crate::rows::{from_ms, ms, RawAudit, RawToken, RawUser};
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoreError};
 
@@ -249,6 +249,187 @@ impl Accounts for SqliteStore {
                 "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                 params![id.to_string(), ms(at)],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn create_session(&self, id_hash: &str, session: &WebSession) -> Result<()> {
+        let (hash, s) = (id_hash.to_owned(), session.clone());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![hash, s.user.to_string(), s.csrf_token, ms(s.created_at), ms(s.last_seen_at), ms(s.expires_at)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<WebSession>> {
+        let hash = id_hash.to_owned();
+        self.read(move |c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT user_id, csrf_token, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = ?1",
+                )?
+                .query_row([hash], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()?;
+            row.map(|(user, csrf_token, created, seen, expires)| {
+                Ok(WebSession {
+                    user: UserId::parse(&user).map_err(|e| StoreError::Corrupt(format!("session user: {e}")))?,
+                    csrf_token,
+                    created_at: from_ms(created)?,
+                    last_seen_at: from_ms(seen)?,
+                    expires_at: from_ms(expires)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<()> {
+        let hash = id_hash.to_owned();
+        self.write(move |c| {
+            c.execute("UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1", params![hash, ms(at)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<bool> {
+        let hash = id_hash.to_owned();
+        self.write(move |c| Ok(c.execute("DELETE FROM sessions WHERE id_hash = ?1", [hash])? == 1)).await
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> Result<u64> {
+        self.write(move |c| Ok(c.execute("DELETE FROM sessions WHERE user_id = ?1", [user.to_string()])? as u64)).await
+    }
+
+    async fn create_password_reset(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let hash = token_hash.to_owned();
+        self.write(move |c| {
+            user_exists(c, &user.to_string())?;
+            c.execute(
+                "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, user.to_string(), ms(created_at), ms(expires_at)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn password_reset_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<UserId>> {
+        let hash = token_hash.to_owned();
+        self.read(move |c| {
+            let user: Option<String> = c
+                .query_row(
+                    "SELECT user_id FROM password_resets WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+                    params![hash, ms(now)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            user.map(|u| UserId::parse(&u).map_err(|e| StoreError::Corrupt(format!("reset user: {e}")))).transpose()
+        })
+        .await
+    }
+
+    async fn use_password_reset(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<UserId>> {
+        let hash = token_hash.to_owned();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let user: Option<String> = tx
+                .query_row(
+                    "UPDATE password_resets SET used_at = ?2
+                     WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING user_id",
+                    params![hash, ms(now)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(u) = &user {
+                tx.execute(
+                    "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+                    params![u, ms(now)],
+                )?;
+            }
+            tx.commit()?;
+            user.map(|u| UserId::parse(&u).map_err(|e| StoreError::Corrupt(format!("reset user: {e}")))).transpose()
+        })
+        .await
+    }
+
+    async fn user_by_oidc_subject(&self, subject: &str) -> Result<Option<User>> {
+        let sub = subject.to_owned();
+        self.read(move |c| load_user(c, "oidc_subject = ?1", &sub)?.map(|(raw, m)| raw.into_user(m)).transpose()).await
+    }
+
+    async fn set_oidc_subject(&self, user: UserId, subject: &str) -> Result<()> {
+        let sub = subject.to_owned();
+        self.write(move |c| {
+            match c.execute("UPDATE users SET oidc_subject = ?2 WHERE id = ?1", params![user.to_string(), sub]) {
+                Err(e) if is_unique_violation(&e) => {
+                    Err(StoreError::Conflict("a user with this OpenID subject".into()))
+                }
+                Err(e) => Err(e.into()),
+                Ok(0) => Err(StoreError::UnknownUser(user.to_string())),
+                Ok(_) => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn create_oidc_login(&self, state_hash: &str, login: &PendingOidcLogin) -> Result<()> {
+        let (hash, l) = (state_hash.to_owned(), login.clone());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO oidc_logins (state_hash, nonce, pkce_verifier, return_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, l.nonce, l.pkce_verifier, l.return_to, ms(l.expires_at)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_oidc_login(&self, state_hash: &str, now: DateTime<Utc>) -> Result<Option<PendingOidcLogin>> {
+        let hash = state_hash.to_owned();
+        self.write(move |c| {
+            let row = c
+                .query_row(
+                    "DELETE FROM oidc_logins WHERE state_hash = ?1 RETURNING nonce, pkce_verifier, return_to, expires_at",
+                    [hash],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)),
+                )
+                .optional()?;
+            match row {
+                Some((nonce, pkce_verifier, return_to, expires)) if expires > ms(now) => {
+                    Ok(Some(PendingOidcLogin { nonce, pkce_verifier, return_to, expires_at: from_ms(expires)? }))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn purge_expired_sign_ins(&self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let mut n = tx.execute(
+                "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?2",
+                params![ms(now), ms(idle_before)],
+            )?;
+            n += tx.execute("DELETE FROM password_resets WHERE expires_at <= ?1 OR used_at IS NOT NULL", [ms(now)])?;
+            n += tx.execute("DELETE FROM oidc_logins WHERE expires_at <= ?1", [ms(now)])?;
+            tx.commit()?;
+            Ok(n as u64)
         })
         .await
     }

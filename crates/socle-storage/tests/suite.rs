@@ -590,6 +590,83 @@ async fn accounts_tokens_and_audit(t: &TestStore) {
     assert_eq!(s.audit_log(None, 10).await.unwrap().len(), 3);
 }
 
+async fn web_sessions_resets_and_oidc_links(t: &TestStore) {
+    use socle_domain::{Email, UserId};
+    use socle_storage::{PendingOidcLogin, WebSession};
+    let s = &t.store;
+    let now = at("2026-03-01T10:00:00Z");
+    let user = s.create_user(&Email::parse("elu@commune.fr").unwrap(), "Élu", None).await.unwrap();
+    let other = s.create_user(&Email::parse("autre@commune.fr").unwrap(), "Autre", None).await.unwrap();
+
+    // Sessions: stored under the hash of their id, touched, deleted one by one or all at once.
+    let session = WebSession {
+        user: user.id,
+        csrf_token: "csrf-1".into(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + Duration::days(7),
+    };
+    s.create_session("hash-a", &session).await.unwrap();
+    s.create_session("hash-b", &WebSession { csrf_token: "csrf-2".into(), ..session.clone() }).await.unwrap();
+    s.create_session("hash-c", &WebSession { user: other.id, ..session.clone() }).await.unwrap();
+    assert_eq!(s.session("hash-a").await.unwrap(), Some(session.clone()));
+    assert_eq!(s.session("nope").await.unwrap(), None);
+    s.touch_session("hash-a", now + Duration::hours(1)).await.unwrap();
+    assert_eq!(s.session("hash-a").await.unwrap().unwrap().last_seen_at, now + Duration::hours(1));
+    assert!(s.delete_session("hash-a").await.unwrap());
+    assert!(!s.delete_session("hash-a").await.unwrap());
+    assert_eq!(s.delete_user_sessions(user.id).await.unwrap(), 1);
+    assert!(s.session("hash-c").await.unwrap().is_some(), "other users keep their sessions");
+
+    // Reset tokens: usable once, within their expiry; using one retires the others.
+    let hour = Duration::hours(1);
+    s.create_password_reset("r1", user.id, now, now + hour).await.unwrap();
+    s.create_password_reset("r2", user.id, now, now + hour).await.unwrap();
+    s.create_password_reset("old", other.id, now - hour * 2, now - hour).await.unwrap();
+    assert!(matches!(
+        s.create_password_reset("r3", UserId::new(), now, now + hour).await,
+        Err(StoreError::UnknownUser(_))
+    ));
+    assert_eq!(s.password_reset_user("r1", now).await.unwrap(), Some(user.id));
+    assert_eq!(s.password_reset_user("old", now).await.unwrap(), None, "expired");
+    assert_eq!(s.use_password_reset("old", now).await.unwrap(), None, "expired");
+    assert_eq!(s.use_password_reset("r1", now + hour + Duration::seconds(1)).await.unwrap(), None, "expired");
+    assert_eq!(s.use_password_reset("r1", now).await.unwrap(), Some(user.id));
+    assert_eq!(s.use_password_reset("r1", now).await.unwrap(), None, "single use");
+    assert_eq!(s.use_password_reset("r2", now).await.unwrap(), None, "retired with the first");
+
+    // OpenID Connect: subject links, unique; pending logins taken once, not after expiry.
+    s.set_oidc_subject(user.id, "sub-123").await.unwrap();
+    assert_eq!(s.user_by_oidc_subject("sub-123").await.unwrap().map(|u| u.id), Some(user.id));
+    assert_eq!(s.user_by_oidc_subject("sub-999").await.unwrap(), None);
+    assert!(matches!(s.set_oidc_subject(other.id, "sub-123").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.set_oidc_subject(UserId::new(), "sub-x").await, Err(StoreError::UnknownUser(_))));
+    let pending = PendingOidcLogin {
+        nonce: "n".into(),
+        pkce_verifier: "v".into(),
+        return_to: "/compte".into(),
+        expires_at: now + Duration::minutes(10),
+    };
+    s.create_oidc_login("state-1", &pending).await.unwrap();
+    s.create_oidc_login("state-2", &pending).await.unwrap();
+    assert_eq!(s.take_oidc_login("state-1", now).await.unwrap(), Some(pending.clone()));
+    assert_eq!(s.take_oidc_login("state-1", now).await.unwrap(), None, "single use");
+    assert_eq!(s.take_oidc_login("state-2", now + Duration::minutes(11)).await.unwrap(), None, "expired");
+
+    // Housekeeping: expired and idle sessions, used or expired tokens, old logins go.
+    s.create_session(
+        "idle",
+        &WebSession { user: other.id, last_seen_at: now - Duration::hours(13), ..session.clone() },
+    )
+    .await
+    .unwrap();
+    s.create_oidc_login("state-3", &pending).await.unwrap();
+    let purged = s.purge_expired_sign_ins(now + Duration::minutes(20), now - Duration::hours(12)).await.unwrap();
+    assert_eq!(purged, 5, "idle session, 3 reset tokens, expired pending login");
+    assert!(s.session("idle").await.unwrap().is_none());
+    assert!(s.session("hash-c").await.unwrap().is_some());
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -628,4 +705,5 @@ suite!(
     day_buckets_follow_each_organisation_time_zone,
     audience_filter_matches_the_policy_rule,
     accounts_tokens_and_audit,
+    web_sessions_resets_and_oidc_links,
 );
