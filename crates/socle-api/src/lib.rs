@@ -1,31 +1,41 @@
 //! Socle's HTTP server: health, metrics, the read API and its OpenAPI
-//! document. Access is decided in [`policy`]; handlers reach storage only
-//! through the caller-scoped handle it gives them.
+//! document, and the web pages of sign-in and account. Access is decided in
+//! [`policy`]; handlers reach storage only through the caller-scoped handle
+//! it gives them. Every response carries the security headers of [`security`].
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub mod auth;
 pub mod dto;
 pub mod i18n;
+mod mail;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod policy;
 pub mod problem;
 mod query;
+pub mod ratelimit;
 mod routes;
+pub mod security;
+pub mod session;
+pub mod settings;
+pub mod web;
 
 pub use metrics::Metrics;
 pub use policy::{Access, AppState, Caller};
 pub use problem::Problem;
+pub use settings::WebSettings;
 
 use i18n::Lang;
 
@@ -50,16 +60,24 @@ pub struct RouteSpec {
     pub path: &'static str,
     pub methods: &'static [Method],
     pub access: Access,
+    /// A server-rendered page (HTML), not part of the API and its OpenAPI document.
+    pub web_page: bool,
     handler: MethodRouter<AppState>,
 }
 
 fn spec(path: &'static str, methods: &'static [Method], access: Access, handler: MethodRouter<AppState>) -> RouteSpec {
-    RouteSpec { path, methods, access, handler }
+    RouteSpec { path, methods, access, web_page: false, handler }
+}
+
+fn page(path: &'static str, methods: &'static [Method], access: Access, handler: MethodRouter<AppState>) -> RouteSpec {
+    RouteSpec { path, methods, access, web_page: true, handler }
 }
 
 pub fn route_table() -> Vec<RouteSpec> {
     use routes::*;
     const GET: &[Method] = &[Method::GET];
+    const POST: &[Method] = &[Method::POST];
+    const GET_POST: &[Method] = &[Method::GET, Method::POST];
     vec![
         spec("/healthz", GET, Access::Open, get(health::healthz)),
         spec("/readyz", GET, Access::Open, get(health::readyz)),
@@ -73,6 +91,19 @@ pub fn route_table() -> Vec<RouteSpec> {
         spec("/api/v1/entities/{id}/series/{attribute}", GET, Access::Open, get(series::points)),
         spec("/api/v1/users", GET, Access::Admin, get(admin::users)),
         spec("/api/v1/audit", GET, Access::Admin, get(admin::audit)),
+        // Web pages (French paths: the interface speaks French first).
+        page("/", GET, Access::Open, get(web::home)),
+        page("/connexion", GET_POST, Access::Open, get(web::login_page).post(web::login_submit)),
+        page("/deconnexion", POST, Access::Open, post(web::logout)),
+        page("/mot-de-passe-oublie", GET_POST, Access::Open, get(web::forgot_page).post(web::forgot_submit)),
+        page("/mot-de-passe/{token}", GET_POST, Access::Open, get(web::reset_page).post(web::reset_submit)),
+        page("/connexion/oidc", GET, Access::Open, get(web::oidc_start)),
+        page("/connexion/oidc/retour", GET, Access::Open, get(web::oidc_callback)),
+        page("/compte", GET, Access::Session, get(web::account_page)),
+        page("/compte/jetons", POST, Access::Session, post(web::token_create)),
+        page("/compte/jetons/{id}/revocation", POST, Access::Session, post(web::token_revoke)),
+        page("/langue", GET, Access::Open, get(web::switch_lang)),
+        page("/static/{file}", GET, Access::Open, get(web::asset)),
     ]
 }
 
@@ -90,7 +121,13 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, state.limits.request_timeout))
         .layer(CatchPanicLayer::custom(|_| Problem::internal(Lang::Fr).into_response()))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the route pattern, never the URI: paths and queries can
+        // hold secrets (reset links, OpenID codes) that logs must not keep.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req.extensions().get::<MatchedPath>().map_or("(no route)", MatchedPath::as_str);
+            tracing::info_span!("request", method = %req.method(), route)
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), security::headers))
         .with_state(state)
 }
 

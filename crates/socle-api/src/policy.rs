@@ -1,18 +1,21 @@
 //! The one place where access is decided.
 //!
-//! A request's caller is established once (`Caller`, from a bearer token);
-//! every route declares what it requires (`Access`, in the route table of
-//! `lib.rs`), enforced before its handler runs; and handlers reach data only
-//! through [`Scoped`], which applies the caller's audience to every read. The
-//! store itself is private to this module.
+//! A request's caller is established once (`Caller`, from a bearer token or
+//! a web session cookie); every route declares what it requires (`Access`,
+//! in the route table of `lib.rs`), enforced before its handler runs together
+//! with the rate limits and the CSRF check of state-changing requests; and
+//! handlers reach data only through [`Scoped`], which applies the caller's
+//! audience to every read. The store is private to this module, except for
+//! the authentication modules (`session`, `auth`), which establish identity.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -23,9 +26,12 @@ use socle_domain::{
 };
 use socle_storage::{DynStore, StorageStats, StoreError};
 
+use crate::auth::WebContext;
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
 use crate::problem::Problem;
+use crate::session::SessionRef;
+use crate::settings::WebSettings;
 use crate::Limits;
 
 /// What every handler can reach. The store is private: handlers go through
@@ -35,11 +41,30 @@ pub struct AppState {
     store: DynStore,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    /// Sign-in settings, rate limiters, mailer and identity provider.
+    pub web: Arc<WebContext>,
 }
 
 impl AppState {
+    /// With the default web settings (no mail, no OpenID Connect).
     pub fn new(store: DynStore) -> Self {
-        Self { store, metrics: Arc::new(Metrics::default()), limits: Arc::new(Limits::default()) }
+        Self::with_settings(store, WebSettings::default()).expect("the default settings are valid")
+    }
+
+    /// Fails when the settings cannot work (an SMTP relay or issuer that is not a valid name or URL).
+    pub fn with_settings(store: DynStore, settings: WebSettings) -> Result<Self, String> {
+        Ok(Self {
+            store,
+            metrics: Arc::new(Metrics::default()),
+            limits: Arc::new(Limits::default()),
+            web: Arc::new(WebContext::new(settings)?),
+        })
+    }
+
+    /// The store, for the modules that establish identity (`session`,
+    /// `auth`). Handlers never call it: they go through [`AppState::scoped`].
+    pub(crate) fn accounts(&self) -> &DynStore {
+        &self.store
     }
 
     /// The data the caller may see.
@@ -84,6 +109,11 @@ pub enum Principal {
     Ingestion {
         token: ApiToken,
     },
+    /// A person signed in through the web pages: all the user's memberships,
+    /// with administrator-level scope (no token caps it).
+    Session {
+        user: UserId,
+    },
 }
 
 /// The caller of a request with everything needed to decide.
@@ -95,6 +125,10 @@ pub struct Caller {
     /// Parent of each organisation, to expand syndicate rights to member communes.
     parents: Arc<HashMap<OrganisationId, Option<OrganisationId>>>,
     from_loopback: bool,
+    /// The client address (behind trusted proxies, the forwarded one).
+    pub ip: Option<IpAddr>,
+    /// The web session this caller comes from, with its CSRF token.
+    pub(crate) session: Option<SessionRef>,
 }
 
 impl Caller {
@@ -105,6 +139,35 @@ impl Caller {
             scope: None,
             parents: Arc::default(),
             from_loopback: false,
+            ip: None,
+            session: None,
+        }
+    }
+
+    /// The user this caller acts for, if any.
+    pub fn user(&self) -> Option<UserId> {
+        match &self.principal {
+            Principal::Token { user, .. } | Principal::Session { user } => Some(*user),
+            Principal::Anonymous | Principal::Ingestion { .. } => None,
+        }
+    }
+
+    /// The synchronizer token of the caller's web session.
+    pub fn csrf_token(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.csrf.as_str())
+    }
+
+    /// `ip:<address>`: how the audit trail names a caller not yet signed in.
+    pub fn ip_actor(&self) -> String {
+        self.ip.map_or_else(|| "ip:unknown".to_owned(), |ip| format!("ip:{ip}"))
+    }
+
+    /// The key of the caller's API rate limit: its token or user, else its address.
+    fn rate_key(&self) -> Option<String> {
+        match &self.principal {
+            Principal::Token { token, .. } | Principal::Ingestion { token } => Some(format!("token:{}", token.id)),
+            Principal::Session { user } => Some(format!("user:{user}")),
+            Principal::Anonymous => None,
         }
     }
 
@@ -114,6 +177,7 @@ impl Caller {
             Principal::Anonymous => "anonymous".into(),
             Principal::Token { token, user } => format!("user:{user} token:{}", token.id),
             Principal::Ingestion { token } => format!("ingestion-token:{}", token.id),
+            Principal::Session { user } => format!("user:{user}"),
         }
     }
 
@@ -235,10 +299,26 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(c.clone());
         }
         let lang = Lang::from_request_parts(parts, state).await.unwrap_or(Lang::Fr);
-        let from_loopback =
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().is_some_and(|ConnectInfo(a)| a.ip().is_loopback());
+        let ip =
+            crate::security::client_ip(&parts.headers, crate::security::peer(&parts.extensions), &state.web.settings);
+        let from_loopback = ip.is_some_and(|ip| ip.is_loopback());
         let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
-            return Ok(Caller { from_loopback, ..Caller::anonymous() });
+            // No token: a web session cookie, or nobody. A stale cookie is no error.
+            let caller =
+                match crate::session::resolve(state, &parts.headers).await.map_err(|e| Problem::from_store(lang, e))? {
+                    Some((user, session)) => Caller {
+                        principal: Principal::Session { user: user.id },
+                        memberships: user.memberships,
+                        scope: Some(TokenScope::Admin),
+                        parents: organisation_parents(state, lang).await?,
+                        from_loopback,
+                        ip,
+                        session: Some(session),
+                    },
+                    None => Caller { from_loopback, ip, ..Caller::anonymous() },
+                };
+            parts.extensions.insert(caller.clone());
+            return Ok(caller);
         };
         let secret = header
             .to_str()
@@ -254,16 +334,7 @@ impl FromRequestParts<AppState> for Caller {
             .map_err(|e| Problem::from_store(lang, e))?
             .filter(|t| t.is_usable(Utc::now()))
             .ok_or_else(|| unauthorized(lang))?;
-        let parents = Arc::new(
-            state
-                .store
-                .list_organisations()
-                .await
-                .map_err(|e| Problem::from_store(lang, e))?
-                .into_iter()
-                .map(|o| (o.id, o.parent))
-                .collect(),
-        );
+        let parents = organisation_parents(state, lang).await?;
         let caller = match token.kind {
             TokenKind::Ingestion => Caller {
                 principal: Principal::Ingestion { token },
@@ -271,6 +342,8 @@ impl FromRequestParts<AppState> for Caller {
                 scope: None,
                 parents,
                 from_loopback,
+                ip,
+                session: None,
             },
             TokenKind::Personal => {
                 let user_id = token.user.ok_or_else(|| unauthorized(lang))?;
@@ -290,12 +363,29 @@ impl FromRequestParts<AppState> for Caller {
                     memberships,
                     parents,
                     from_loopback,
+                    ip,
+                    session: None,
                 }
             }
         };
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
+}
+
+type Parents = Arc<HashMap<OrganisationId, Option<OrganisationId>>>;
+
+async fn organisation_parents(state: &AppState, lang: Lang) -> Result<Parents, Problem> {
+    Ok(Arc::new(
+        state
+            .store
+            .list_organisations()
+            .await
+            .map_err(|e| Problem::from_store(lang, e))?
+            .into_iter()
+            .map(|o| (o.id, o.parent))
+            .collect(),
+    ))
 }
 
 /// What a route requires of its caller, declared in the route table.
@@ -309,6 +399,10 @@ pub enum Access {
     /// An administrator (token with admin scope) of at least one organisation;
     /// data is limited to the organisations it administers.
     Admin,
+    /// A person signed in through the web pages (session cookie). Anonymous
+    /// visitors are sent to the sign-in page; tokens are refused, so a token
+    /// can neither see nor mint other tokens.
+    Session,
 }
 
 /// Middleware enforcing a route's [`Access`].
@@ -323,17 +417,97 @@ pub async fn enforce(
         Ok(c) => c,
         Err(p) => return p.into_response(),
     };
+    if parts.uri.path().starts_with("/api/") {
+        if let Err(wait) = state.web.api_rate_check(caller.rate_key(), caller.ip) {
+            return too_many_requests(lang, wait);
+        }
+    }
     let allowed = match access {
         Access::Open => Ok(()),
         Access::Operator if caller.from_loopback || !caller.administered().is_empty() => Ok(()),
         Access::Admin if !caller.administered().is_empty() => Ok(()),
+        Access::Session if matches!(caller.principal, Principal::Session { .. }) => Ok(()),
+        Access::Session if !caller.is_authenticated() && parts.method == Method::GET => {
+            return crate::web::to_sign_in(parts.uri.path());
+        }
         _ if !caller.is_authenticated() => Err(unauthorized(lang)),
         _ => Err(forbidden(lang)),
     };
-    match allowed {
-        Ok(()) => next.run(Request::from_parts(parts, body)).await,
-        Err(p) => p.into_response(),
+    if let Err(p) = allowed {
+        return p.into_response();
     }
+    let body = if is_safe(&parts.method) {
+        body
+    } else {
+        match check_csrf(&state, &caller, &parts, body).await {
+            Ok(body) => body,
+            Err(res) => return *res,
+        }
+    };
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// CSRF protection of every state-changing request that a browser could
+/// send with ambient credentials:
+/// - from a web session, the session's synchronizer token must come back,
+///   in the `csrf` field of a form or the `X-CSRF-Token` header;
+/// - from an anonymous browser posting a form (sign-in, reset), the `csrf`
+///   field must equal the pre-session cookie (double submit), against login CSRF.
+///
+/// Bearer-token callers carry no ambient credential and need neither.
+async fn check_csrf(state: &AppState, caller: &Caller, parts: &Parts, body: Body) -> Result<Body, Box<Response>> {
+    let is_form =
+        parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.starts_with("application/x-www-form-urlencoded") || v.starts_with("multipart/form-data")
+        });
+    let expected = match (&caller.principal, &caller.session) {
+        (Principal::Session { .. }, Some(s)) => s.csrf.clone(),
+        (Principal::Anonymous, _) if is_form => {
+            match crate::security::cookie(&parts.headers, &crate::session::pre_cookie_name(&state.web.settings)) {
+                Some(v) if !v.is_empty() => v.to_owned(),
+                _ => return Err(Box::new(crate::web::csrf_refused(parts))),
+            }
+        }
+        _ => return Ok(body),
+    };
+    let header_token = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (body, sent) = match header_token {
+        Some(t) => (body, Some(t)),
+        None => {
+            let bytes = axum::body::to_bytes(body, state.limits.max_body_bytes)
+                .await
+                .map_err(|_| Box::new(crate::web::csrf_refused(parts)))?;
+            let field = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+                .ok()
+                .and_then(|fields| fields.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v));
+            (Body::from(bytes), field)
+        }
+    };
+    match sent {
+        Some(t) if crate::security::same_secret(&t, &expected) => Ok(body),
+        _ => Err(Box::new(crate::web::csrf_refused(parts))),
+    }
+}
+
+fn too_many_requests(lang: Lang, wait: std::time::Duration) -> Response {
+    let secs = crate::ratelimit::retry_after_secs(wait);
+    let mut res = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        lang,
+        ("Trop de requêtes", "Too many requests"),
+        lang.pick(
+            format!("Limite de requêtes atteinte : réessayez dans {secs} s."),
+            format!("Request limit reached: try again in {secs} s."),
+        ),
+    )
+    .into_response();
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res
 }
 
 /// The store as one caller may see it.
@@ -387,6 +561,70 @@ impl Scoped {
             self.audit(Some(org.clone()), "personal.read", "users", &format!("{} users listed", users.len())).await?;
         }
         Ok(users)
+    }
+
+    /// The signed-in user (web sessions only).
+    pub async fn me(&self) -> Result<Option<User>, StoreError> {
+        match self.caller.principal {
+            Principal::Session { user } => self.store.user(user).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// The caller's own personal tokens (web sessions only).
+    pub async fn my_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        match self.caller.principal {
+            Principal::Session { user } => Ok(self
+                .store
+                .list_tokens(Some(user))
+                .await?
+                .into_iter()
+                .filter(|t| t.kind == TokenKind::Personal)
+                .collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Issues a personal token for the signed-in user, bound to one of its
+    /// organisations; `None` if the caller may not (not a session, or not a
+    /// member of `organisation`). Returns the token and its secret, shown once.
+    pub async fn create_my_token(
+        &self,
+        label: &str,
+        organisation: &OrganisationId,
+        scope: TokenScope,
+        valid_for: chrono::Duration,
+    ) -> Result<Option<(ApiToken, String)>, StoreError> {
+        let Principal::Session { user } = self.caller.principal else { return Ok(None) };
+        if !self.caller.memberships.iter().any(|m| &m.organisation == organisation) {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let secret = new_token_secret(TokenKind::Personal);
+        let token = ApiToken {
+            id: uuid::Uuid::new_v4(),
+            kind: TokenKind::Personal,
+            label: label.to_owned(),
+            user: Some(user),
+            organisation: organisation.clone(),
+            scope,
+            created_at: now,
+            expires_at: Some(now + valid_for),
+            revoked_at: None,
+        };
+        self.store.create_token(&token, &hash_secret(&secret)).await?;
+        self.audit(Some(organisation.clone()), "token.create", &format!("token:{}", token.id), scope.as_str()).await?;
+        Ok(Some((token, secret)))
+    }
+
+    /// Revokes one of the signed-in user's own tokens; false if it is not theirs or already revoked.
+    pub async fn revoke_my_token(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        let Some(token) = self.my_tokens().await?.into_iter().find(|t| t.id == id) else { return Ok(false) };
+        let revoked = self.store.revoke_token(id, Utc::now()).await?;
+        if revoked {
+            self.audit(Some(token.organisation), "token.revoke", &format!("token:{id}"), "").await?;
+        }
+        Ok(revoked)
     }
 
     /// Audit entries of the organisations the caller administers.

@@ -1,7 +1,8 @@
 //! The tenant-isolation matrix: every route of the route table × every kind
-//! of caller × objects of its own and of another organisation, on both
-//! backends. A route missing from `expectations` fails the suite, so a new
-//! route cannot ship without its access rule being tested.
+//! of caller (anonymous, tokens, web sessions) × objects of its own and of
+//! another organisation, on both backends. A route missing from the match
+//! below fails the suite, so a new route cannot ship without its access rule
+//! being tested.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +16,7 @@ use socle_domain::{
     ObservedValue, OfficialCode, OrganisationId, OrganisationKind, Role, TokenKind, TokenScope, Visibility,
 };
 use socle_storage::testing::TestStore;
-use socle_storage::DynStore;
+use socle_storage::{DynStore, WebSession};
 
 const VISIBILITIES: [Visibility; 4] =
     [Visibility::Private, Visibility::Internal, Visibility::Partners, Visibility::Public];
@@ -33,6 +34,10 @@ fn marker(commune: &str, v: Visibility) -> String {
 struct Caller {
     name: &'static str,
     token: Option<String>,
+    /// A web session: its cookie value and its CSRF token.
+    session: Option<(String, String)>,
+    /// The e-mail of the person behind a session.
+    email: Option<&'static str>,
     /// Entities it may see: (commune, visibility).
     sees: BTreeSet<(String, Visibility)>,
     /// Whether it administers an organisation (admin routes).
@@ -118,6 +123,8 @@ async fn fixture(s: &DynStore) -> Vec<Caller> {
     let mut callers = vec![Caller {
         name: "anonymous",
         token: None,
+        session: None,
+        email: None,
         sees: publics().into_iter().collect(),
         admin: false,
         sees_users: BTreeSet::new(),
@@ -146,6 +153,8 @@ async fn fixture(s: &DynStore) -> Vec<Caller> {
         callers.push(Caller {
             name,
             token: Some(token(s, TokenKind::Personal, Some(u.id), org, scope).await),
+            session: None,
+            email: None,
             sees: a_view.clone(),
             admin,
             sees_users: users,
@@ -154,6 +163,8 @@ async fn fixture(s: &DynStore) -> Vec<Caller> {
     callers.push(Caller {
         name: "agent of commune B",
         token: Some(token(s, TokenKind::Personal, Some(b_agent.id), "commune-b", TokenScope::Admin).await),
+        session: None,
+        email: None,
         sees: all_of("b").into_iter().chain(publics()).collect(),
         admin: false,
         sees_users: BTreeSet::new(),
@@ -161,13 +172,17 @@ async fn fixture(s: &DynStore) -> Vec<Caller> {
     callers.push(Caller {
         name: "admin of the syndicate",
         token: Some(token(s, TokenKind::Personal, Some(s_admin.id), "syndicat", TokenScope::Admin).await),
+        session: None,
+        email: None,
         sees: all_of("a").into_iter().chain(all_of("b")).collect(),
         admin: true,
-        sees_users: everyone,
+        sees_users: everyone.clone(),
     });
     callers.push(Caller {
         name: "partner",
         token: Some(token(s, TokenKind::Personal, Some(partner.id), "prestataire", TokenScope::Admin).await),
+        session: None,
+        email: None,
         sees: [("a", Visibility::Partners), ("b", Visibility::Partners)]
             .map(|(c, v)| (c.to_owned(), v))
             .into_iter()
@@ -179,6 +194,8 @@ async fn fixture(s: &DynStore) -> Vec<Caller> {
     callers.push(Caller {
         name: "ingestion token of commune A",
         token: Some(token(s, TokenKind::Ingestion, None, "commune-a", TokenScope::Write).await),
+        session: None,
+        email: None,
         sees: publics().into_iter().collect(),
         admin: false,
         sees_users: BTreeSet::new(),
@@ -191,11 +208,70 @@ async fn fixture(s: &DynStore) -> Vec<Caller> {
             s.revoke_token(t.id, Utc::now()).await.unwrap();
             secret
         }),
+        session: None,
+        email: None,
         sees: BTreeSet::new(),
         admin: false,
         sees_users: BTreeSet::new(),
     });
+    // Web sessions: every membership of the person counts (no token narrows it).
+    let both_view: BTreeSet<_> = all_of("a").into_iter().chain(all_of("b")).collect();
+    for (name, u, email, sees, admin, users) in [
+        ("session of the agent of commune A", &a_agent, "agent-a@test.fr", a_view.clone(), false, BTreeSet::new()),
+        (
+            "session of the admin of the syndicate",
+            &s_admin,
+            "admin-syndicat@test.fr",
+            both_view.clone(),
+            true,
+            everyone,
+        ),
+        (
+            "session of A agent and B admin",
+            &both,
+            "double@test.fr",
+            both_view,
+            true,
+            ["agent-b@test.fr", "double@test.fr"].map(String::from).into(),
+        ),
+        (
+            "session of the partner",
+            &partner,
+            "technicien@prestataire.fr",
+            [("a", Visibility::Partners), ("b", Visibility::Partners)]
+                .map(|(c, v)| (c.to_owned(), v))
+                .into_iter()
+                .chain(publics())
+                .collect(),
+            false,
+            BTreeSet::new(),
+        ),
+    ] {
+        callers.push(Caller {
+            name,
+            token: None,
+            session: Some(session(s, u.id).await),
+            email: Some(email),
+            sees,
+            admin,
+            sees_users: users,
+        });
+    }
     callers
+}
+
+async fn session(s: &DynStore, user: socle_domain::UserId) -> (String, String) {
+    let (id, csrf) = (socle_api::security::random_secret(), socle_api::security::random_secret());
+    let now = Utc::now();
+    let session = WebSession {
+        user,
+        csrf_token: csrf.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + Duration::days(1),
+    };
+    s.create_session(&hash_secret(&id), &session).await.unwrap();
+    (id, csrf)
 }
 
 async fn user(s: &DynStore, email: &str, memberships: Vec<(&str, Role)>) -> socle_domain::User {
@@ -207,12 +283,35 @@ async fn user(s: &DynStore, email: &str, memberships: Vec<(&str, Role)>) -> socl
 }
 
 async fn call(base: &str, path: &str, caller: &Caller) -> (StatusCode, String) {
-    let mut req = reqwest::Client::new().get(format!("{base}{path}"));
+    send(base, reqwest::Method::GET, path, caller, None).await
+}
+
+/// A request as `caller`, never following redirects; `form` is posted as a
+/// browser would (urlencoded), `{csrf}` in it replaced by the session's token.
+async fn send(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    caller: &Caller,
+    form: Option<&str>,
+) -> (StatusCode, String) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut req = client.request(method, format!("{base}{path}"));
     if let Some(t) = &caller.token {
         req = req.bearer_auth(t);
     }
+    if let Some((id, _)) = &caller.session {
+        req = req.header("cookie", format!("socle_session={id}"));
+    }
+    if let Some(form) = form {
+        let csrf = caller.session.as_ref().map_or("", |(_, c)| c.as_str());
+        req = req.header("content-type", "application/x-www-form-urlencoded").body(form.replace("{csrf}", csrf));
+    }
     let res = req.send().await.unwrap();
-    (res.status(), res.text().await.unwrap())
+    let status = res.status();
+    let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+    let body = res.text().await.unwrap();
+    (status, location.map_or(body.clone(), |l| format!("{l}\n{body}")))
 }
 
 /// No name of an invisible entity, and no id the caller did not send itself.
@@ -239,7 +338,7 @@ async fn matrix(t: TestStore) {
     let table = socle_api::route_table();
     let mut documented: BTreeSet<String> = socle_api::openapi::documented_paths().into_iter().collect();
     documented.insert("/api/openapi.json".into()); // the document does not describe itself
-    let routed: BTreeSet<String> = table.iter().map(|r| r.path.to_owned()).collect();
+    let routed: BTreeSet<String> = table.iter().filter(|r| !r.web_page).map(|r| r.path.to_owned()).collect();
     assert_eq!(documented, routed, "every route is documented in OpenAPI and every documented path is routed");
 
     for route in &table {
@@ -335,7 +434,7 @@ async fn matrix(t: TestStore) {
                     let (status, body) = call(&base, route.path, caller).await;
                     let expected = if caller.admin {
                         StatusCode::OK
-                    } else if caller.token.is_none() || revoked {
+                    } else if (caller.token.is_none() && caller.session.is_none()) || revoked {
                         StatusCode::UNAUTHORIZED
                     } else {
                         StatusCode::FORBIDDEN
@@ -357,6 +456,7 @@ async fn matrix(t: TestStore) {
                         }
                     }
                 }
+                path if route.web_page => web_rules(&base, path, caller, &callers, &t.store).await,
                 other => panic!("route {other} has no isolation rule: add one to this matrix"),
             }
         }
@@ -368,6 +468,143 @@ async fn matrix(t: TestStore) {
     let log: Value = serde_json::from_str(&body).unwrap();
     assert!(log["items"].as_array().unwrap().iter().any(|e| e["action"] == "personal.read"), "{log}");
     assert!(!body.contains("@"), "the audit trail holds no e-mail address");
+}
+
+fn kind(caller: &Caller) -> &'static str {
+    if caller.name.starts_with("revoked") {
+        "revoked"
+    } else if caller.session.is_some() {
+        "session"
+    } else if caller.token.is_some() {
+        "token"
+    } else {
+        "anonymous"
+    }
+}
+
+/// The web pages: open pages answer everyone the same; account pages only
+/// sessions, each its own; every state-changing form refuses a missing CSRF token.
+async fn web_rules(base: &str, path: &str, caller: &Caller, callers: &[Caller], store: &DynStore) {
+    use reqwest::Method;
+    let k = kind(caller);
+    let name = caller.name;
+    let expect = |got: StatusCode, want: StatusCode, what: &str| assert_eq!(got, want, "{name} ({k}) {what}");
+    if k == "revoked" {
+        // A revoked bearer token is refused everywhere, pages included.
+        let (status, _) =
+            call(base, &path.replace("{token}", "x").replace("{file}", "x").replace("{id}", "x"), caller).await;
+        let status = if status == StatusCode::METHOD_NOT_ALLOWED {
+            send(base, Method::POST, &path.replace("{id}", "x"), caller, Some("csrf=x")).await.0
+        } else {
+            status
+        };
+        expect(status, StatusCode::UNAUTHORIZED, path);
+        return;
+    }
+    // What a state-changing form without a valid CSRF token gets: tokens carry no ambient
+    // credential and pass to the handler; browsers (anonymous or signed in) are refused.
+    let no_csrf = |handler_status: StatusCode| if k == "token" { handler_status } else { StatusCode::FORBIDDEN };
+    match path {
+        "/" | "/langue" => expect(call(base, path, caller).await.0, StatusCode::SEE_OTHER, path),
+        "/connexion" | "/mot-de-passe-oublie" => {
+            let (status, body) = call(base, path, caller).await;
+            expect(status, StatusCode::OK, path);
+            assert_no_foreign_marker(&body, caller, path);
+            let (status, _) = send(base, Method::POST, path, caller, Some("csrf=wrong")).await;
+            expect(status, no_csrf(StatusCode::UNPROCESSABLE_ENTITY), &format!("POST {path} without CSRF"));
+        }
+        "/deconnexion" => {
+            let (status, _) = send(base, Method::POST, path, caller, Some("csrf=wrong")).await;
+            expect(status, no_csrf(StatusCode::SEE_OTHER), "sign-out without CSRF");
+            if k == "session" {
+                let (status, _) = call(base, "/compte", caller).await;
+                expect(status, StatusCode::OK, "the session survives a forged sign-out");
+            }
+        }
+        "/mot-de-passe/{token}" => {
+            let p = path.replace("{token}", &"ab".repeat(32));
+            expect(call(base, &p, caller).await.0, StatusCode::NOT_FOUND, "unknown reset link");
+            let (status, _) = send(base, Method::POST, &p, caller, Some("csrf=wrong&password=x&confirm=x")).await;
+            expect(status, no_csrf(StatusCode::UNPROCESSABLE_ENTITY), "reset without CSRF");
+        }
+        "/connexion/oidc" | "/connexion/oidc/retour" => {
+            expect(call(base, path, caller).await.0, StatusCode::NOT_FOUND, "no provider configured")
+        }
+        "/static/{file}" => {
+            let css = format!("/static/{}", *socle_api::web::CSS_FILE);
+            expect(call(base, &css, caller).await.0, StatusCode::OK, &css);
+            expect(call(base, "/static/socle.css", caller).await.0, StatusCode::NOT_FOUND, "unhashed name");
+        }
+        "/compte" => {
+            let (status, body) = call(base, path, caller).await;
+            match k {
+                "anonymous" => {
+                    expect(status, StatusCode::SEE_OTHER, path);
+                    assert!(body.starts_with("/connexion?retour=%2Fcompte"), "{body}");
+                }
+                "token" => expect(status, StatusCode::FORBIDDEN, "tokens do not reach account pages"),
+                _ => {
+                    expect(status, StatusCode::OK, path);
+                    let own = caller.email.unwrap();
+                    assert!(body.contains(own), "{name} sees its own address");
+                    for other in callers.iter().filter_map(|c| c.email).filter(|e| *e != own) {
+                        assert!(!body.contains(other), "{name} sees {other}");
+                    }
+                    assert_no_foreign_marker(&body, caller, path);
+                }
+            }
+        }
+        "/compte/jetons" => {
+            let form = "csrf={csrf}&label=test&organisation=commune-b&scope=admin&days=30";
+            let (status, body) = send(base, Method::POST, path, caller, Some(&form.replace("{csrf}", "wrong"))).await;
+            match k {
+                "anonymous" => expect(status, StatusCode::UNAUTHORIZED, path),
+                "token" => expect(status, StatusCode::FORBIDDEN, "tokens cannot mint tokens"),
+                _ => {
+                    expect(status, StatusCode::FORBIDDEN, "token creation without CSRF");
+                    assert!(!body.contains("socle_pat_"));
+                    // With the right CSRF token: only for an organisation of one's own.
+                    let (status, body) = send(base, Method::POST, path, caller, Some(form)).await;
+                    if name.contains("B admin") {
+                        expect(status, StatusCode::CREATED, "token for an own organisation");
+                        assert!(body.contains("socle_pat_"), "the secret is shown once");
+                    } else {
+                        // The syndicate's admin administers commune B but holds no membership there.
+                        expect(status, StatusCode::UNPROCESSABLE_ENTITY, "token for another organisation");
+                        assert!(!body.contains("socle_pat_"));
+                    }
+                }
+            }
+        }
+        "/compte/jetons/{id}/revocation" => {
+            // Someone else's token: the agent of commune B has no session here.
+            let victim = callers.iter().find(|c| c.name == "agent of commune B").unwrap().token.clone().unwrap();
+            let victim_id = store.token_by_secret_hash(&hash_secret(&victim)).await.unwrap().unwrap().id.to_string();
+            let p = path.replace("{id}", &victim_id);
+            let (status, _) = send(base, Method::POST, &p, caller, Some("csrf={csrf}")).await;
+            let want = match k {
+                "anonymous" => StatusCode::UNAUTHORIZED,
+                "token" => StatusCode::FORBIDDEN,
+                _ => StatusCode::NOT_FOUND,
+            };
+            expect(status, want, "revoking someone else's token");
+            let probe = Caller {
+                name: "probe",
+                token: Some(victim),
+                session: None,
+                email: None,
+                sees: BTreeSet::new(),
+                admin: false,
+                sees_users: BTreeSet::new(),
+            };
+            expect(
+                call(base, "/api/v1/entities?limit=1", &probe).await.0,
+                StatusCode::OK,
+                "the victim's token still works",
+            );
+        }
+        other => panic!("web route {other} has no isolation rule: add one to this matrix"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
