@@ -16,18 +16,25 @@ use socle_domain::{
 };
 
 mod accounts;
+mod devices;
 pub mod migrate;
 pub mod postgres;
 mod postgres_accounts;
+mod postgres_devices;
 pub mod rollup;
 mod rows;
 pub mod sqlite;
 mod sqlite_accounts;
+mod sqlite_devices;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 mod error;
 pub use accounts::{Accounts, PendingOidcLogin, WebSession};
+pub use devices::{
+    DeadLetter, DeadLetterFilter, DeviceFilter, DeviceHealth, DeviceRecord, Devices, FrameWrite, FramesOutcome,
+    HealthUpdate, NewDeadLetter, NewDevice, MAX_DEAD_LETTERS_PER_ORGANISATION,
+};
 pub use error::StoreError;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -60,7 +67,7 @@ pub struct ConsistencyReport {
 /// Everything Socle keeps. Every method that writes several rows does so in
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
-pub trait Store: Accounts + Send + Sync + 'static {
+pub trait Store: Accounts + Devices + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

@@ -28,21 +28,24 @@ use crate::rows::{
 use crate::{migrate, ConsistencyReport, Result, StorageStats, Store, StoreError};
 
 #[derive(Debug, Clone, Copy)]
-struct SeriesMeta {
+pub(crate) struct SeriesMeta {
     id: i64,
     entity_seq: i64,
     numeric: bool,
     tz: Tz,
 }
 
-type SeriesKey = (String, String);
+pub(crate) type SeriesKey = (String, String);
+
+/// Series already resolved, shared by concurrent writers.
+pub(crate) type SeriesCache = Mutex<HashMap<SeriesKey, SeriesMeta>>;
 
 pub struct PostgresStore {
     pool: Pool,
-    series_cache: Arc<Mutex<HashMap<SeriesKey, SeriesMeta>>>,
+    pub(crate) series_cache: Arc<SeriesCache>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -175,13 +178,14 @@ impl PostgresStore {
 
 async fn resolve_series(
     tx: &Transaction<'_>,
-    cache: &HashMap<SeriesKey, SeriesMeta>,
+    cache: &SeriesCache,
     fresh: &mut HashMap<SeriesKey, SeriesMeta>,
     obs: &Observation,
 ) -> Result<SeriesMeta> {
     let key = (obs.entity.as_str().to_owned(), obs.attribute.as_str().to_owned());
-    if let Some(m) = cache.get(&key).or_else(|| fresh.get(&key)) {
-        return Ok(*m);
+    let cached = lock(cache).get(&key).copied();
+    if let Some(m) = cached.or_else(|| fresh.get(&key).copied()) {
+        return Ok(m);
     }
     let row = tx
         .query_opt(
@@ -206,6 +210,126 @@ async fn resolve_series(
     let meta = SeriesMeta { id: row.try_get(0)?, entity_seq, numeric: row.try_get(1)?, tz };
     fresh.insert(key, meta);
     Ok(meta)
+}
+
+/// The observation write path, inside a caller's transaction: raw points
+/// (duplicates ignored), rollups from the rows actually inserted, current
+/// values. Series created here are added to `fresh`, for the caller to cache
+/// once the transaction has committed.
+pub(crate) async fn write_in(
+    tx: &Transaction<'_>,
+    cache: &SeriesCache,
+    fresh: &mut HashMap<SeriesKey, SeriesMeta>,
+    batch: &[Observation],
+) -> Result<WriteOutcome> {
+    let mut metas = Vec::with_capacity(batch.len());
+    for obs in batch {
+        metas.push(resolve_series(tx, cache, fresh, obs).await?);
+    }
+    let by_id: HashMap<i64, SeriesMeta> = metas.iter().map(|m| (m.id, *m)).collect();
+    let (mut nsid, mut nt, mut nv) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tsid, mut tt, mut tv) = (Vec::new(), Vec::new(), Vec::new());
+    let mut units: HashMap<i64, Option<String>> = HashMap::new();
+    let mut names: HashMap<i64, &str> = HashMap::new();
+    for (obs, meta) in batch.iter().zip(&metas) {
+        names.insert(meta.id, obs.attribute.as_str());
+        match (&obs.value, meta.numeric) {
+            (ObservedValue::Number(v), true) => {
+                nsid.push(meta.id);
+                nt.push(ms(obs.observed_at));
+                nv.push(v.get());
+            }
+            (ObservedValue::Text(s), false) => {
+                tsid.push(meta.id);
+                tt.push(ms(obs.observed_at));
+                tv.push(s.as_str());
+            }
+            (_, existing) => {
+                return Err(StoreError::ValueKindMismatch {
+                    entity: obs.entity.to_string(),
+                    attribute: obs.attribute.to_string(),
+                    existing: kind_name(existing),
+                    got: kind_name(!existing),
+                })
+            }
+        }
+        if let Some(u) = &obs.unit_code {
+            units.insert(meta.id, Some(u.to_string()));
+        }
+    }
+    let mut folded = Folded::default();
+    // Latest inserted point per series: (t, JSON value).
+    let mut latest: HashMap<i64, (i64, String)> = HashMap::new();
+    let mut note_latest = |sid: i64, t: i64, json: String| match latest.get(&sid) {
+        Some((prev, _)) if *prev >= t => {}
+        _ => {
+            latest.insert(sid, (t, json));
+        }
+    };
+    let mut stored = 0u64;
+    if !nsid.is_empty() {
+        let rows = tx
+            .query(
+                "INSERT INTO observations (series_id, t, value)
+                     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::float8[])
+                     ON CONFLICT DO NOTHING RETURNING series_id, t, value",
+                &[&nsid, &nt, &nv],
+            )
+            .await?;
+        stored += rows.len() as u64;
+        for r in rows {
+            let (sid, t, v): (i64, i64, f64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            if let Some(meta) = by_id.get(&sid) {
+                folded.add(sid, t, v, meta.tz);
+            }
+            note_latest(sid, t, serde_json::Value::from(v).to_string());
+        }
+    }
+    if !tsid.is_empty() {
+        let rows = tx
+            .query(
+                "INSERT INTO observations_text (series_id, t, value)
+                     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[])
+                     ON CONFLICT DO NOTHING RETURNING series_id, t, value",
+                &[&tsid, &tt, &tv],
+            )
+            .await?;
+        stored += rows.len() as u64;
+        for r in rows {
+            let (sid, t, v): (i64, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            note_latest(sid, t, serde_json::Value::from(v).to_string());
+        }
+    }
+    upsert_rollups(tx, "rollups_hour", &folded.hours).await?;
+    upsert_rollups(tx, "rollups_day", &folded.days).await?;
+    if !latest.is_empty() {
+        let mut sids: Vec<_> = latest.keys().copied().collect();
+        sids.sort_unstable();
+        let (mut seq, mut name, mut value, mut unit, mut at) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for sid in sids {
+            let meta = by_id[&sid];
+            let (t, json) = &latest[&sid];
+            seq.push(meta.entity_seq);
+            name.push(names.get(&sid).copied().unwrap_or_default());
+            value.push(json.clone());
+            unit.push(units.get(&sid).cloned().flatten());
+            at.push(*t);
+        }
+        tx.execute(
+                "INSERT INTO entity_attributes (entity_seq, name, kind, value, unit_code, observed_at)
+                 SELECT s, n, 'Property', v, u, t FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[])
+                     AS x(s, n, v, u, t)
+                 ON CONFLICT (entity_seq, name) DO UPDATE SET
+                     kind = 'Property', value = excluded.value,
+                     unit_code = COALESCE(excluded.unit_code, entity_attributes.unit_code),
+                     observed_at = excluded.observed_at
+                 WHERE entity_attributes.observed_at IS NULL OR entity_attributes.observed_at <= excluded.observed_at",
+                &[&seq, &name, &value, &unit, &at],
+            )
+            .await?;
+    }
+    Ok(WriteOutcome { stored, duplicates: batch.len() as u64 - stored })
 }
 
 async fn upsert_rollups(tx: &Transaction<'_>, table: &str, buckets: &HashMap<(i64, i64), Agg>) -> Result<()> {
@@ -498,118 +622,12 @@ impl Store for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let snapshot = lock(&self.series_cache).clone();
         let mut fresh = HashMap::new();
-        let mut metas = Vec::with_capacity(batch.len());
-        for obs in batch {
-            metas.push(resolve_series(&tx, &snapshot, &mut fresh, obs).await?);
-        }
-        let by_id: HashMap<i64, SeriesMeta> = metas.iter().map(|m| (m.id, *m)).collect();
-        let (mut nsid, mut nt, mut nv) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut tsid, mut tt, mut tv) = (Vec::new(), Vec::new(), Vec::new());
-        let mut units: HashMap<i64, Option<String>> = HashMap::new();
-        let mut names: HashMap<i64, &str> = HashMap::new();
-        for (obs, meta) in batch.iter().zip(&metas) {
-            names.insert(meta.id, obs.attribute.as_str());
-            match (&obs.value, meta.numeric) {
-                (ObservedValue::Number(v), true) => {
-                    nsid.push(meta.id);
-                    nt.push(ms(obs.observed_at));
-                    nv.push(v.get());
-                }
-                (ObservedValue::Text(s), false) => {
-                    tsid.push(meta.id);
-                    tt.push(ms(obs.observed_at));
-                    tv.push(s.as_str());
-                }
-                (_, existing) => {
-                    return Err(StoreError::ValueKindMismatch {
-                        entity: obs.entity.to_string(),
-                        attribute: obs.attribute.to_string(),
-                        existing: kind_name(existing),
-                        got: kind_name(!existing),
-                    })
-                }
-            }
-            if let Some(u) = &obs.unit_code {
-                units.insert(meta.id, Some(u.to_string()));
-            }
-        }
-        let mut folded = Folded::default();
-        // Latest inserted point per series: (t, JSON value).
-        let mut latest: HashMap<i64, (i64, String)> = HashMap::new();
-        let mut note_latest = |sid: i64, t: i64, json: String| match latest.get(&sid) {
-            Some((prev, _)) if *prev >= t => {}
-            _ => {
-                latest.insert(sid, (t, json));
-            }
-        };
-        let mut stored = 0u64;
-        if !nsid.is_empty() {
-            let rows = tx
-                .query(
-                    "INSERT INTO observations (series_id, t, value)
-                     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::float8[])
-                     ON CONFLICT DO NOTHING RETURNING series_id, t, value",
-                    &[&nsid, &nt, &nv],
-                )
-                .await?;
-            stored += rows.len() as u64;
-            for r in rows {
-                let (sid, t, v): (i64, i64, f64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-                if let Some(meta) = by_id.get(&sid) {
-                    folded.add(sid, t, v, meta.tz);
-                }
-                note_latest(sid, t, serde_json::Value::from(v).to_string());
-            }
-        }
-        if !tsid.is_empty() {
-            let rows = tx
-                .query(
-                    "INSERT INTO observations_text (series_id, t, value)
-                     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[])
-                     ON CONFLICT DO NOTHING RETURNING series_id, t, value",
-                    &[&tsid, &tt, &tv],
-                )
-                .await?;
-            stored += rows.len() as u64;
-            for r in rows {
-                let (sid, t, v): (i64, i64, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-                note_latest(sid, t, serde_json::Value::from(v).to_string());
-            }
-        }
-        upsert_rollups(&tx, "rollups_hour", &folded.hours).await?;
-        upsert_rollups(&tx, "rollups_day", &folded.days).await?;
-        if !latest.is_empty() {
-            let mut sids: Vec<_> = latest.keys().copied().collect();
-            sids.sort_unstable();
-            let (mut seq, mut name, mut value, mut unit, mut at) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for sid in sids {
-                let meta = by_id[&sid];
-                let (t, json) = &latest[&sid];
-                seq.push(meta.entity_seq);
-                name.push(names.get(&sid).copied().unwrap_or_default());
-                value.push(json.clone());
-                unit.push(units.get(&sid).cloned().flatten());
-                at.push(*t);
-            }
-            tx.execute(
-                "INSERT INTO entity_attributes (entity_seq, name, kind, value, unit_code, observed_at)
-                 SELECT s, n, 'Property', v, u, t FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[])
-                     AS x(s, n, v, u, t)
-                 ON CONFLICT (entity_seq, name) DO UPDATE SET
-                     kind = 'Property', value = excluded.value,
-                     unit_code = COALESCE(excluded.unit_code, entity_attributes.unit_code),
-                     observed_at = excluded.observed_at
-                 WHERE entity_attributes.observed_at IS NULL OR entity_attributes.observed_at <= excluded.observed_at",
-                &[&seq, &name, &value, &unit, &at],
-            )
-            .await?;
-        }
+        let outcome = write_in(&tx, &self.series_cache, &mut fresh, batch).await?;
         tx.commit().await?;
+        // Only committed series may enter the cache.
         lock(&self.series_cache).extend(fresh);
-        Ok(WriteOutcome { stored, duplicates: batch.len() as u64 - stored })
+        Ok(outcome)
     }
 
     async fn list_series(&self, entity: &EntityId) -> Result<Vec<SeriesInfo>> {

@@ -308,3 +308,88 @@ impl RawAudit {
         })
     }
 }
+
+/// A `devices` row as both backends read it.
+pub struct RawDevice {
+    pub dev_eui: String,
+    pub name: String,
+    pub model: String,
+    pub organisation: String,
+    pub entity: String,
+    pub mappings: String,
+    pub created_at: i64,
+    pub modified_at: i64,
+    pub last_seen: Option<i64>,
+    pub battery: Option<f64>,
+    pub margin: Option<i32>,
+    pub rssi: Option<i32>,
+    pub snr: Option<f64>,
+    pub f_cnt: Option<i64>,
+    pub frames_received: i64,
+}
+
+impl RawDevice {
+    pub fn parse(self) -> Result<crate::DeviceRecord> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("{what} of device {}: {e}", self.dev_eui))
+        };
+        let device = crate::NewDevice {
+            organisation: OrganisationId::parse(&self.organisation).map_err(|e| corrupt("organisation", &e))?,
+            entity: EntityId::parse(&self.entity).map_err(|e| corrupt("entity", &e))?,
+            mappings: serde_json::from_str(&self.mappings).map_err(|e| corrupt("mappings", &e))?,
+            dev_eui: self.dev_eui.clone(),
+            name: self.name,
+            model: self.model,
+        };
+        Ok(crate::DeviceRecord {
+            device,
+            created_at: from_ms(self.created_at)?,
+            modified_at: from_ms(self.modified_at)?,
+            health: crate::DeviceHealth {
+                last_seen: self.last_seen.map(from_ms).transpose()?,
+                battery: self.battery,
+                margin: self.margin,
+                rssi: self.rssi,
+                snr: self.snr,
+                f_cnt: self.f_cnt.and_then(|f| u32::try_from(f).ok()),
+                frames_received: u64::try_from(self.frames_received).unwrap_or(0),
+            },
+        })
+    }
+}
+
+/// A `dead_letters` row as both backends read it.
+pub struct RawDeadLetter {
+    pub id: i64,
+    pub at: i64,
+    pub organisation: String,
+    pub source: String,
+    pub event: Option<String>,
+    pub dev_eui: Option<String>,
+    pub reason_code: String,
+    pub reason: String,
+    pub body_size: i64,
+    pub replayed_at: Option<i64>,
+    pub body: Vec<u8>,
+}
+
+impl RawDeadLetter {
+    pub fn parse(self) -> Result<crate::DeadLetter> {
+        Ok(crate::DeadLetter {
+            id: self.id,
+            letter: crate::NewDeadLetter {
+                at: from_ms(self.at)?,
+                organisation: OrganisationId::parse(&self.organisation)
+                    .map_err(|e| StoreError::Corrupt(format!("organisation of dead letter {}: {e}", self.id)))?,
+                source: self.source,
+                event: self.event,
+                dev_eui: self.dev_eui,
+                reason_code: self.reason_code,
+                reason: self.reason,
+                body: self.body,
+                body_size: u64::try_from(self.body_size).unwrap_or(0),
+            },
+            replayed_at: self.replayed_at.map(from_ms).transpose()?,
+        })
+    }
+}

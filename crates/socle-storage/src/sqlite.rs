@@ -29,20 +29,20 @@ type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 /// What the write path needs to know of a series, cached after first use.
 #[derive(Debug, Clone, Copy)]
-struct SeriesMeta {
+pub(crate) struct SeriesMeta {
     id: i64,
     entity_seq: i64,
     numeric: bool,
     tz: Tz,
 }
 
-type SeriesKey = (String, String);
+pub(crate) type SeriesKey = (String, String);
 
 pub struct SqliteStore {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: Pool,
-    series_cache: Arc<Mutex<HashMap<SeriesKey, SeriesMeta>>>,
+    pub(crate) series_cache: Arc<SeriesCache>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -57,7 +57,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave SQLite half-written (the
     // transaction rolls back on drop), so the connection is still usable.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -238,19 +238,37 @@ fn resolve_series(
     Ok(meta)
 }
 
-fn write_batch(
-    conn: &mut Connection,
-    cache: &Mutex<HashMap<SeriesKey, SeriesMeta>>,
-    batch: &[Observation],
-) -> Result<WriteOutcome> {
+/// The series cache, shared by the writer's transactions.
+pub(crate) type SeriesCache = Mutex<HashMap<SeriesKey, SeriesMeta>>;
+
+fn write_batch(conn: &mut Connection, cache: &SeriesCache, batch: &[Observation]) -> Result<WriteOutcome> {
+    // Held for the whole write: only the writer connection (itself behind a
+    // mutex) uses the cache, so this never waits.
+    let mut cache = lock(cache);
     let tx = conn.transaction()?;
     let mut fresh = HashMap::new();
+    let outcome = write_in(&tx, &cache, &mut fresh, batch)?;
+    tx.commit()?;
+    // Only committed series may enter the cache: a rolled-back id would be reused.
+    cache.extend(fresh);
+    Ok(outcome)
+}
+
+/// The observation write path, inside a caller's transaction: raw points
+/// (duplicates ignored), rollups from the rows actually inserted, current
+/// values. Series created here are added to `fresh`, for the caller to cache
+/// once the transaction has committed.
+pub(crate) fn write_in(
+    tx: &Transaction<'_>,
+    cache: &HashMap<SeriesKey, SeriesMeta>,
+    fresh: &mut HashMap<SeriesKey, SeriesMeta>,
+    batch: &[Observation],
+) -> Result<WriteOutcome> {
     let mut outcome = WriteOutcome::default();
     let mut folded = Folded::default();
     // Latest inserted point per series, to refresh the entity's current value.
     let mut latest: HashMap<i64, (SeriesMeta, &Observation)> = HashMap::new();
     {
-        let snapshot = lock(cache).clone();
         let mut insert_num = tx.prepare_cached(
             "INSERT INTO observations (series_id, t, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         )?;
@@ -258,7 +276,7 @@ fn write_batch(
             "INSERT INTO observations_text (series_id, t, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         )?;
         for obs in batch {
-            let meta = resolve_series(&tx, &snapshot, &mut fresh, obs)?;
+            let meta = resolve_series(tx, cache, fresh, obs)?;
             let t = ms(obs.observed_at);
             let inserted = match (&obs.value, meta.numeric) {
                 (ObservedValue::Number(v), true) => {
@@ -291,8 +309,8 @@ fn write_batch(
             }
         }
     }
-    upsert_rollups(&tx, "rollups_hour", &folded.hours)?;
-    upsert_rollups(&tx, "rollups_day", &folded.days)?;
+    upsert_rollups(tx, "rollups_hour", &folded.hours)?;
+    upsert_rollups(tx, "rollups_day", &folded.days)?;
     {
         let mut current = tx.prepare_cached(
             "INSERT INTO entity_attributes (entity_seq, name, kind, value, unit_code, observed_at)
@@ -313,9 +331,6 @@ fn write_batch(
             ])?;
         }
     }
-    tx.commit()?;
-    // Only committed series may enter the cache: a rolled-back id would be reused.
-    lock(cache).extend(fresh);
     Ok(outcome)
 }
 

@@ -10,7 +10,10 @@ use socle_domain::{
     TimeRange, UnitCode,
 };
 use socle_storage::testing::TestStore;
-use socle_storage::{DynStore, StoreError};
+use socle_storage::{
+    DeadLetterFilter, DeviceFilter, DeviceHealth, DynStore, FrameWrite, HealthUpdate, NewDeadLetter, NewDevice,
+    StoreError,
+};
 
 fn org(id: &str, code: &str, parent: Option<&str>, retention: Option<u32>) -> NewOrganisation {
     NewOrganisation {
@@ -667,6 +670,287 @@ async fn web_sessions_resets_and_oidc_links(t: &TestStore) {
     assert!(s.session("hash-c").await.unwrap().is_some());
 }
 
+fn device(eui: &str, name: &str, org: &str, entity: &Entity) -> NewDevice {
+    NewDevice {
+        dev_eui: eui.into(),
+        name: name.into(),
+        model: "dragino-ldds75".into(),
+        organisation: OrganisationId::parse(org).unwrap(),
+        entity: entity.id.clone(),
+        mappings: serde_json::json!([{"field": "Distance", "attribute": "distance", "unitCode": "MMT"}]),
+    }
+}
+
+fn frame(eui: &str, ns: Option<&str>, session: Option<&str>, f_cnt: Option<u32>, obs: Vec<Observation>) -> FrameWrite {
+    let at = obs.first().map_or_else(Utc::now, |o| o.observed_at);
+    FrameWrite {
+        dev_eui: eui.into(),
+        ns_id: ns.map(Into::into),
+        session: session.map(Into::into),
+        f_cnt,
+        observations: obs,
+        health: HealthUpdate {
+            at,
+            rssi: Some(-90 - f_cnt.unwrap_or(0) as i32),
+            snr: Some(7.5),
+            f_cnt,
+            ..Default::default()
+        },
+    }
+}
+
+async fn devices_roundtrip(t: &TestStore) {
+    let s = &t.store;
+    let (a, b) = territory(s).await;
+    let d1 = device("a84041000181c7e2", "bac-verre-mairie", "commune-a", &a);
+    let d2 = device("a84041000181c7e3", "bac-verre-ecole", "commune-a", &a);
+    let d3 = device("a84041000181c7e4", "bac-verre-mairie", "commune-b", &b);
+    s.upsert_devices(&[d1.clone(), d2.clone(), d3.clone()]).await.unwrap();
+    let got = s.device("a84041000181c7e2").await.unwrap().unwrap();
+    assert_eq!(got.device, d1);
+    assert_eq!(got.health, DeviceHealth::default());
+    let by_name = s.device_by_name(&d3.organisation, "bac-verre-mairie").await.unwrap().unwrap();
+    assert_eq!(by_name.device.dev_eui, "a84041000181c7e4");
+    assert!(s.device_by_name(&d3.organisation, "bac-verre-ecole").await.unwrap().is_none());
+    assert!(s.device("0000000000000000").await.unwrap().is_none());
+
+    let page = s
+        .list_devices(&DeviceFilter { organisations: Some(vec![d1.organisation.clone()]), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(
+        page.items.iter().map(|d| d.device.name.as_str()).collect::<Vec<_>>(),
+        ["bac-verre-ecole", "bac-verre-mairie"]
+    );
+    let all = s.list_devices(&DeviceFilter { limit: 1, offset: 2, ..Default::default() }).await.unwrap();
+    assert_eq!((all.total, all.items.len()), (3, 1));
+    assert_eq!(all.items[0].device.organisation.as_str(), "commune-b");
+    let by_entity = s.list_devices(&DeviceFilter { entity: Some(b.id.clone()), ..Default::default() }).await.unwrap();
+    assert_eq!(by_entity.total, 1);
+    assert_eq!(
+        s.list_devices(&DeviceFilter { organisations: Some(vec![]), ..Default::default() }).await.unwrap().total,
+        0
+    );
+
+    // A name is unique within its organisation; the whole import fails.
+    let clash = device("a84041000181c7e5", "bac-verre-ecole", "commune-a", &a);
+    let fresh = device("a84041000181c7e6", "neuf", "commune-a", &a);
+    assert!(matches!(s.upsert_devices(&[fresh.clone(), clash]).await, Err(StoreError::Conflict(_))));
+    assert!(s.device(&fresh.dev_eui).await.unwrap().is_none(), "nothing of a failed import is kept");
+    let ghost = meter("commune-a", "ghost", 0.0, 0.0);
+    assert!(matches!(
+        s.upsert_devices(&[device("a84041000181c7e7", "x", "commune-a", &ghost)]).await,
+        Err(StoreError::UnknownEntity(_))
+    ));
+    assert!(matches!(
+        s.upsert_devices(&[device("a84041000181c7e7", "x", "nowhere", &a)]).await,
+        Err(StoreError::UnknownOrganisation(_))
+    ));
+
+    // An update replaces the definition and keeps the health.
+    let t0 = at("2026-06-01T10:00:00Z");
+    s.write_frames(&[frame(&d1.dev_eui, Some("n1"), None, Some(3), vec![obs(&a, "distance", t0, 1.0)])]).await.unwrap();
+    let mut renamed = d1.clone();
+    renamed.name = "bac-verre-place".into();
+    renamed.mappings = serde_json::json!([]);
+    s.upsert_devices(&[renamed.clone()]).await.unwrap();
+    let got = s.device(&d1.dev_eui).await.unwrap().unwrap();
+    assert_eq!(got.device, renamed);
+    assert_eq!(got.health.frames_received, 1);
+    assert!(got.modified_at >= got.created_at);
+
+    assert!(s.delete_device(&d2.dev_eui).await.unwrap());
+    assert!(!s.delete_device(&d2.dev_eui).await.unwrap());
+    assert!(s.device(&d2.dev_eui).await.unwrap().is_none());
+}
+
+async fn frames_are_stored_once_across_restarts(t: &TestStore) {
+    let s = &t.store;
+    let (a, _) = territory(s).await;
+    let eui = "a84041000181c7e2";
+    s.upsert_devices(&[device(eui, "capteur", "commune-a", &a)]).await.unwrap();
+    let t0 = at("2026-06-01T10:00:00Z");
+    let o = |min: i64, v: f64| {
+        vec![obs(&a, "distance", t0 + Duration::minutes(min), v), obs(&a, "battery", t0 + Duration::minutes(min), 3.3)]
+    };
+
+    let first = s.write_frames(&[frame(eui, Some("d1"), Some("s1"), Some(7), o(0, 10.0))]).await.unwrap();
+    assert_eq!(first.stored, [true]);
+    assert_eq!(first.observations.stored, 2);
+    // A network-server retry (same id), a late gateway duplicate (new id, same
+    // counter in the same session, another instant): nothing written.
+    let again = s
+        .write_frames(&[
+            frame(eui, Some("d1"), Some("s1"), Some(7), o(0, 10.0)),
+            frame(eui, Some("d2"), Some("s1"), Some(7), o(1, 11.0)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again.stored, [false, false]);
+    assert_eq!(again.observations, socle_domain::WriteOutcome::default());
+    // After a re-join the counter restarts in a new session: a new frame.
+    // Inside one call, the second copy of a frame is a duplicate of the first.
+    let out = s
+        .write_frames(&[
+            frame(eui, Some("d3"), Some("s2"), Some(7), o(2, 12.0)),
+            frame(eui, Some("d3"), Some("s2"), Some(7), o(2, 12.0)),
+            frame(eui, None, None, Some(8), o(3, 13.0)),
+            frame(eui, None, None, Some(8), o(3, 13.0)),
+        ])
+        .await
+        .unwrap();
+    // Without identity a frame is stored again; its points are duplicates of the series.
+    assert_eq!(out.stored, [true, false, true, true]);
+    assert_eq!((out.observations.stored, out.observations.duplicates), (4, 2));
+
+    // A restart (new store on the same database) still knows every frame.
+    let reopened = t.reopen().await.unwrap();
+    let replay = reopened.write_frames(&[frame(eui, Some("d1"), Some("s1"), Some(7), o(0, 10.0))]).await.unwrap();
+    assert_eq!(replay.stored, [false]);
+    let raw = reopened
+        .series(&query(&a, "distance", "2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z", Step::Raw))
+        .await
+        .unwrap();
+    match raw {
+        SeriesPoints::Raw(p) => {
+            assert_eq!(p.iter().map(|p| p.value.as_f64().unwrap()).collect::<Vec<_>>(), [10.0, 12.0, 13.0])
+        }
+        SeriesPoints::Buckets(_) => panic!("raw expected"),
+    }
+    let health = reopened.device(eui).await.unwrap().unwrap().health;
+    assert_eq!(health.frames_received, 4, "duplicates are not counted");
+    assert_eq!(health.last_seen, Some(t0 + Duration::minutes(3)));
+    assert_eq!(health.f_cnt, Some(8));
+    assert_eq!(health.rssi, Some(-98));
+
+    // An older frame arriving late counts but does not replace newer radio values.
+    reopened.write_frames(&[frame(eui, Some("d0"), Some("s1"), Some(5), o(-60, 9.0))]).await.unwrap();
+    let health = reopened.device(eui).await.unwrap().unwrap().health;
+    assert_eq!((health.frames_received, health.f_cnt, health.last_seen), (5, Some(8), Some(t0 + Duration::minutes(3))));
+    // A status event brings battery and margin.
+    assert!(reopened
+        .update_device_health(
+            eui,
+            &HealthUpdate {
+                at: t0 + Duration::minutes(4),
+                battery: Some(88.3),
+                margin: Some(12),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap());
+    assert!(!reopened.update_device_health("0000000000000000", &HealthUpdate::default()).await.unwrap());
+    let health = reopened.device(eui).await.unwrap().unwrap().health;
+    assert_eq!(
+        (health.battery, health.margin, health.f_cnt, health.frames_received),
+        (Some(88.3), Some(12), Some(8), 5)
+    );
+
+    // A frame whose observations cannot be stored leaves no identity behind:
+    // once the entity exists, the same frame goes through.
+    let ghost = meter("commune-a", "ghost", 0.0, 0.0);
+    let bad = frame(eui, Some("d9"), Some("s2"), Some(9), vec![obs(&ghost, "distance", t0, 1.0)]);
+    assert!(matches!(reopened.write_frames(std::slice::from_ref(&bad)).await, Err(StoreError::UnknownEntity(_))));
+    reopened.upsert_entities(&[ghost]).await.unwrap();
+    assert_eq!(reopened.write_frames(&[bad]).await.unwrap().stored, [true]);
+
+    // Rollups follow the rows actually inserted.
+    assert!(reopened.check_consistency().await.unwrap().problems.is_empty());
+    // Purging old identities forgets them; the per-series guard still holds.
+    let purged = reopened.purge_ingestion(Utc::now() + Duration::minutes(1), t0).await.unwrap();
+    assert_eq!(purged, 4, "the four frames with an identity");
+    let late = reopened.write_frames(&[frame(eui, Some("d1"), Some("s1"), Some(7), o(0, 10.0))]).await.unwrap();
+    assert_eq!((late.stored[0], late.observations.stored), (true, 0));
+}
+
+async fn concurrent_copies_of_a_frame_are_stored_once(t: &TestStore) {
+    let s = &t.store;
+    let (a, _) = territory(s).await;
+    let eui = "a84041000181c7e2";
+    s.upsert_devices(&[device(eui, "capteur", "commune-a", &a)]).await.unwrap();
+    let t0 = at("2026-06-01T10:00:00Z");
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (s, a) = (s.clone(), a.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut stored = 0;
+            for f in 0..20u32 {
+                // Every frame is sent by every writer, with a different instant
+                // each time, so only the frame identity can catch the copies.
+                let o = vec![obs(&a, "distance", t0 + Duration::minutes(i64::from(f)) + Duration::seconds(w), 1.0)];
+                let ns = if w % 2 == 0 { Some(format!("dedup-{f}")) } else { None };
+                let out = s.write_frames(&[frame(eui, ns.as_deref(), Some("s1"), Some(f), o)]).await.unwrap();
+                stored += out.stored.iter().filter(|s| **s).count();
+            }
+            stored
+        }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        stored += t.await.unwrap();
+    }
+    assert_eq!(stored, 20);
+    let days = buckets(
+        s.series(&query(&a, "distance", "2026-05-31T00:00:00Z", "2026-06-03T00:00:00Z", Step::Day)).await.unwrap(),
+    );
+    assert_eq!(days.iter().map(|d| d.count).sum::<u64>(), 20);
+    assert_eq!(s.device(eui).await.unwrap().unwrap().health.frames_received, 20);
+    assert!(s.check_consistency().await.unwrap().problems.is_empty());
+}
+
+async fn dead_letters_keep_rejected_bodies(t: &TestStore) {
+    let s = &t.store;
+    territory(s).await;
+    let t0 = at("2026-06-01T10:00:00Z");
+    let letter = |org: &str, eui: Option<&str>, body: &[u8], min: i64| NewDeadLetter {
+        at: t0 + Duration::minutes(min),
+        organisation: OrganisationId::parse(org).unwrap(),
+        source: "chirpstack".into(),
+        event: Some("up".into()),
+        dev_eui: eui.map(Into::into),
+        reason_code: "unknown-device".into(),
+        reason: "no such device".into(),
+        body: body.to_vec(),
+        body_size: body.len() as u64,
+    };
+    let l1 = letter("commune-a", Some("a84041000181c7e2"), b"{\"a\":1}", 0);
+    let id1 = s.add_dead_letter(&l1).await.unwrap();
+    let id2 = s.add_dead_letter(&letter("commune-a", None, &[0xff, 0x00, b'{'], 1)).await.unwrap();
+    let id3 = s.add_dead_letter(&letter("commune-b", Some("a84041000181c7e2"), b"{}", 2)).await.unwrap();
+    assert!(id1 < id2 && id2 < id3);
+    let got = s.dead_letter(id1).await.unwrap().unwrap();
+    assert_eq!((got.id, &got.letter, got.replayed_at), (id1, &l1, None));
+    assert_eq!(s.dead_letter(id2).await.unwrap().unwrap().letter.body, [0xff, 0x00, b'{'], "bytes kept as received");
+    assert!(s.dead_letter(id3 + 100).await.unwrap().is_none());
+
+    let a_only = DeadLetterFilter {
+        organisations: Some(vec![OrganisationId::parse("commune-a").unwrap()]),
+        ..Default::default()
+    };
+    let page = s.list_dead_letters(&a_only).await.unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(page.items.iter().map(|l| l.id).collect::<Vec<_>>(), [id2, id1], "newest first");
+    assert!(page.items.iter().all(|l| l.letter.body.is_empty() && l.letter.body_size > 0), "lists carry no body");
+    let by_device = DeadLetterFilter { dev_eui: Some("a84041000181c7e2".into()), ..Default::default() };
+    assert_eq!(s.list_dead_letters(&by_device).await.unwrap().total, 2);
+    let paged = s.list_dead_letters(&DeadLetterFilter { limit: 1, offset: 1, ..Default::default() }).await.unwrap();
+    assert_eq!((paged.total, paged.items[0].id), (3, id2));
+
+    assert!(s.mark_dead_letter_replayed(id1, t0 + Duration::hours(1)).await.unwrap());
+    assert!(!s.mark_dead_letter_replayed(id1, t0 + Duration::hours(2)).await.unwrap(), "marked once");
+    assert_eq!(s.dead_letter(id1).await.unwrap().unwrap().replayed_at, Some(t0 + Duration::hours(1)));
+    let pending = s.list_dead_letters(&DeadLetterFilter { pending: true, ..a_only.clone() }).await.unwrap();
+    assert_eq!(pending.items.iter().map(|l| l.id).collect::<Vec<_>>(), [id2]);
+
+    assert_eq!(s.purge_ingestion(t0, t0 + Duration::seconds(90)).await.unwrap(), 2);
+    assert_eq!(s.list_dead_letters(&DeadLetterFilter::default()).await.unwrap().total, 1);
+    // Ids are never reused, even after the newest letter is deleted.
+    s.purge_ingestion(t0, t0 + Duration::hours(1)).await.unwrap();
+    assert!(s.add_dead_letter(&l1).await.unwrap() > id3);
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -706,4 +990,8 @@ suite!(
     audience_filter_matches_the_policy_rule,
     accounts_tokens_and_audit,
     web_sessions_resets_and_oidc_links,
+    devices_roundtrip,
+    frames_are_stored_once_across_restarts,
+    concurrent_copies_of_a_frame_are_stored_once,
+    dead_letters_keep_rejected_bodies,
 );

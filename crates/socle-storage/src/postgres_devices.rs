@@ -1,0 +1,351 @@
+//! [`Devices`] on PostgreSQL.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use socle_domain::{OrganisationId, Page};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Transaction};
+
+use crate::devices::{
+    DeadLetter, DeadLetterFilter, DeviceFilter, DeviceRecord, Devices, FrameWrite, FramesOutcome, HealthUpdate,
+    NewDeadLetter, NewDevice, MAX_DEAD_LETTERS_PER_ORGANISATION,
+};
+use crate::postgres::{lock, write_in, PostgresStore};
+use crate::rows::{ms, RawDeadLetter, RawDevice};
+use crate::{Result, StoreError};
+
+const DEVICE_COLUMNS: &str = "dev_eui, name, model, organisation_id, entity_id, mappings, created_at, modified_at, \
+     last_seen, battery, margin, rssi, snr, f_cnt, frames_received";
+const LETTER_COLUMNS: &str =
+    "id, at, organisation_id, source, event, dev_eui, reason_code, reason, body_size, replayed_at";
+
+fn raw_device(r: &Row) -> Result<RawDevice> {
+    Ok(RawDevice {
+        dev_eui: r.try_get(0)?,
+        name: r.try_get(1)?,
+        model: r.try_get(2)?,
+        organisation: r.try_get(3)?,
+        entity: r.try_get(4)?,
+        mappings: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        modified_at: r.try_get(7)?,
+        last_seen: r.try_get(8)?,
+        battery: r.try_get(9)?,
+        margin: r.try_get(10)?,
+        rssi: r.try_get(11)?,
+        snr: r.try_get(12)?,
+        f_cnt: r.try_get(13)?,
+        frames_received: r.try_get(14)?,
+    })
+}
+
+fn raw_letter(r: &Row, with_body: bool) -> Result<RawDeadLetter> {
+    Ok(RawDeadLetter {
+        id: r.try_get(0)?,
+        at: r.try_get(1)?,
+        organisation: r.try_get(2)?,
+        source: r.try_get(3)?,
+        event: r.try_get(4)?,
+        dev_eui: r.try_get(5)?,
+        reason_code: r.try_get(6)?,
+        reason: r.try_get(7)?,
+        body_size: r.try_get(8)?,
+        replayed_at: r.try_get(9)?,
+        body: if with_body { r.try_get(10)? } else { Vec::new() },
+    })
+}
+
+/// The health columns of one event, newest values winning. SET expressions
+/// all read the row as it was, so `last_seen` is compared before it changes.
+const HEALTH_UPDATE: &str = "UPDATE devices SET
+        battery = CASE WHEN $2::float8 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $2::float8 ELSE battery END,
+        margin = CASE WHEN $3::int4 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $3::int4 ELSE margin END,
+        rssi = CASE WHEN $4::int4 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $4::int4 ELSE rssi END,
+        snr = CASE WHEN $5::float8 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $5::float8 ELSE snr END,
+        f_cnt = CASE WHEN $6::int8 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $6::int8 ELSE f_cnt END,
+        last_seen = CASE WHEN last_seen IS NULL OR $1::int8 > last_seen THEN $1::int8 ELSE last_seen END,
+        frames_received = frames_received + $7::int8
+     WHERE dev_eui = $8";
+
+async fn update_health(client: &Transaction<'_>, dev_eui: &str, u: &HealthUpdate, frames: i64) -> Result<bool> {
+    let n = client
+        .execute(
+            HEALTH_UPDATE,
+            &[&ms(u.at), &u.battery, &u.margin, &u.rssi, &u.snr, &u.f_cnt.map(i64::from), &frames, &dev_eui],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// `WHERE` conditions and their arguments (`$1`…), shared by a count and a page query.
+#[derive(Default)]
+struct Conditions {
+    conds: Vec<String>,
+    args: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Conditions {
+    fn push(&mut self, cond: impl Fn(usize) -> String, arg: Box<dyn ToSql + Sync + Send>) {
+        self.args.push(arg);
+        self.conds.push(cond(self.args.len()));
+    }
+    fn orgs(&mut self, orgs: &Option<Vec<OrganisationId>>) {
+        if let Some(orgs) = orgs {
+            let list: Vec<String> = orgs.iter().map(|o| o.to_string()).collect();
+            self.push(|n| format!("organisation_id = ANY(${n})"), Box::new(list));
+        }
+    }
+    fn clause(&self) -> String {
+        if self.conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conds.join(" AND "))
+        }
+    }
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+#[async_trait]
+impl Devices for PostgresStore {
+    async fn upsert_devices(&self, devices: &[NewDevice]) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = ms(Utc::now());
+        for d in devices {
+            let row = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM organisations WHERE id = $1),
+                            EXISTS (SELECT 1 FROM entities WHERE id = $2)",
+                    &[&d.organisation.as_str(), &d.entity.as_str()],
+                )
+                .await?;
+            if !row.try_get::<_, bool>(0)? {
+                return Err(StoreError::UnknownOrganisation(d.organisation.to_string()));
+            }
+            if !row.try_get::<_, bool>(1)? {
+                return Err(StoreError::UnknownEntity(d.entity.to_string()));
+            }
+            tx.execute(
+                "INSERT INTO devices (dev_eui, name, model, organisation_id, entity_id, mappings, created_at, modified_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                 ON CONFLICT (dev_eui) DO UPDATE SET name = excluded.name, model = excluded.model,
+                     organisation_id = excluded.organisation_id, entity_id = excluded.entity_id,
+                     mappings = excluded.mappings, modified_at = excluded.modified_at",
+                &[
+                    &d.dev_eui,
+                    &d.name,
+                    &d.model,
+                    &d.organisation.as_str(),
+                    &d.entity.as_str(),
+                    &d.mappings.to_string(),
+                    &now,
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    StoreError::Conflict(format!("device name {:?} in {}", d.name, d.organisation))
+                } else {
+                    e.into()
+                }
+            })?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn device(&self, dev_eui: &str) -> Result<Option<DeviceRecord>> {
+        let client = self.client().await?;
+        client
+            .query_opt(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE dev_eui = $1"), &[&dev_eui])
+            .await?
+            .map(|r| raw_device(&r)?.parse())
+            .transpose()
+    }
+
+    async fn device_by_name(&self, organisation: &OrganisationId, name: &str) -> Result<Option<DeviceRecord>> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE organisation_id = $1 AND name = $2"),
+                &[&organisation.as_str(), &name],
+            )
+            .await?
+            .map(|r| raw_device(&r)?.parse())
+            .transpose()
+    }
+
+    async fn list_devices(&self, filter: &DeviceFilter) -> Result<Page<DeviceRecord>> {
+        let client = self.client().await?;
+        let mut c = Conditions::default();
+        c.orgs(&filter.organisations);
+        if let Some(e) = &filter.entity {
+            c.push(|n| format!("entity_id = ${n}"), Box::new(e.to_string()));
+        }
+        let w = c.clause();
+        let total: i64 =
+            client.query_one(&format!("SELECT count(*) FROM devices{w}"), &c.params()).await?.try_get(0)?;
+        let (limit, offset) = (i64::from(filter.limit), i64::try_from(filter.offset).unwrap_or(i64::MAX));
+        let n = c.args.len();
+        let mut params = c.params();
+        params.push(&limit);
+        params.push(&offset);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {DEVICE_COLUMNS} FROM devices{w} ORDER BY organisation_id, name LIMIT ${} OFFSET ${}",
+                    n + 1,
+                    n + 2
+                ),
+                &params,
+            )
+            .await?;
+        let items = rows.iter().map(|r| raw_device(r)?.parse()).collect::<Result<Vec<_>>>()?;
+        Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+    }
+
+    async fn delete_device(&self, dev_eui: &str) -> Result<bool> {
+        let client = self.client().await?;
+        Ok(client.execute("DELETE FROM devices WHERE dev_eui = $1", &[&dev_eui]).await? == 1)
+    }
+
+    async fn write_frames(&self, frames: &[FrameWrite]) -> Result<FramesOutcome> {
+        if frames.is_empty() {
+            return Ok(FramesOutcome::default());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = ms(Utc::now());
+        let insert = tx
+            .prepare(
+                "INSERT INTO frames (dev_eui, ns_id, session, f_cnt, stored_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        let mut stored = Vec::with_capacity(frames.len());
+        let mut batch = Vec::new();
+        for f in frames {
+            // A concurrent transaction inserting the same identity makes this
+            // one wait for its outcome: committed, it is a duplicate here.
+            let new = !f.has_identity()
+                || tx.execute(&insert, &[&f.dev_eui, &f.ns_id, &f.session, &f.f_cnt.map(i64::from), &now]).await? == 1;
+            stored.push(new);
+            if new {
+                batch.extend(f.observations.iter().cloned());
+            }
+        }
+        let mut fresh = HashMap::new();
+        let observations = write_in(&tx, &self.series_cache, &mut fresh, &batch).await?;
+        // Devices in a stable order, so concurrent transactions lock their rows alike.
+        let mut kept: Vec<&FrameWrite> = frames.iter().zip(&stored).filter(|(_, s)| **s).map(|(f, _)| f).collect();
+        kept.sort_by(|a, b| a.dev_eui.cmp(&b.dev_eui));
+        for f in kept {
+            update_health(&tx, &f.dev_eui, &f.health, 1).await?;
+        }
+        tx.commit().await?;
+        lock(&self.series_cache).extend(fresh);
+        Ok(FramesOutcome { stored, observations })
+    }
+
+    async fn update_device_health(&self, dev_eui: &str, update: &HealthUpdate) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let found = update_health(&tx, dev_eui, update, 0).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn add_dead_letter(&self, l: &NewDeadLetter) -> Result<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO dead_letters (at, organisation_id, source, event, dev_eui, reason_code, reason, body, body_size)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                &[
+                    &ms(l.at),
+                    &l.organisation.as_str(),
+                    &l.source,
+                    &l.event,
+                    &l.dev_eui,
+                    &l.reason_code,
+                    &l.reason,
+                    &l.body,
+                    &i64::try_from(l.body_size).unwrap_or(i64::MAX),
+                ],
+            )
+            .await?
+            .try_get(0)?;
+        tx.execute(
+            "DELETE FROM dead_letters WHERE organisation_id = $1 AND id <= (
+                 SELECT id FROM dead_letters WHERE organisation_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+            &[&l.organisation.as_str(), &(MAX_DEAD_LETTERS_PER_ORGANISATION as i64)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>> {
+        let client = self.client().await?;
+        client
+            .query_opt(&format!("SELECT {LETTER_COLUMNS}, body FROM dead_letters WHERE id = $1"), &[&id])
+            .await?
+            .map(|r| raw_letter(&r, true)?.parse())
+            .transpose()
+    }
+
+    async fn list_dead_letters(&self, filter: &DeadLetterFilter) -> Result<Page<DeadLetter>> {
+        let client = self.client().await?;
+        let mut c = Conditions::default();
+        c.orgs(&filter.organisations);
+        if let Some(d) = &filter.dev_eui {
+            c.push(|n| format!("dev_eui = ${n}"), Box::new(d.clone()));
+        }
+        if filter.pending {
+            c.conds.push("replayed_at IS NULL".into());
+        }
+        let w = c.clause();
+        let total: i64 =
+            client.query_one(&format!("SELECT count(*) FROM dead_letters{w}"), &c.params()).await?.try_get(0)?;
+        let (limit, offset) = (i64::from(filter.limit), i64::try_from(filter.offset).unwrap_or(i64::MAX));
+        let n = c.args.len();
+        let mut params = c.params();
+        params.push(&limit);
+        params.push(&offset);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {LETTER_COLUMNS} FROM dead_letters{w} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+                    n + 1,
+                    n + 2
+                ),
+                &params,
+            )
+            .await?;
+        let items = rows.iter().map(|r| raw_letter(r, false)?.parse()).collect::<Result<Vec<_>>>()?;
+        Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+    }
+
+    async fn mark_dead_letter_replayed(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
+        let client = self.client().await?;
+        Ok(client
+            .execute("UPDATE dead_letters SET replayed_at = $2 WHERE id = $1 AND replayed_at IS NULL", &[&id, &ms(at)])
+            .await?
+            == 1)
+    }
+
+    async fn purge_ingestion(&self, frames_before: DateTime<Utc>, dead_letters_before: DateTime<Utc>) -> Result<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let frames = tx.execute("DELETE FROM frames WHERE stored_at < $1", &[&ms(frames_before)]).await?;
+        let letters = tx.execute("DELETE FROM dead_letters WHERE at < $1", &[&ms(dead_letters_before)]).await?;
+        tx.commit().await?;
+        Ok(frames + letters)
+    }
+}
