@@ -1,15 +1,18 @@
 //! Configuration, layered: built-in defaults, then the TOML file given with
 //! `--config`, then `SOCLE_*` environment variables (`__` separates sections:
 //! `SOCLE_STORAGE__POSTGRES_URL`), then command-line flags. Secrets can be
-//! read from files (`postgres_url_file`), so they stay out of the environment.
+//! read from files (`postgres_url_file`, `smtp.password_file`,
+//! `oidc.client_secret_file`), so they stay out of the environment.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use socle_api::settings::{LoginThrottle, OidcSettings, RateLimits, SmtpSecurity, SmtpSettings, WebSettings};
 use socle_storage::StorageConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -19,10 +22,94 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where Socle keeps its files (the SQLite database by default).
     pub data_dir: PathBuf,
+    /// The address people use (`https://donnees.example.fr`), for links in
+    /// mails and the OpenID Connect redirect; https turns on Secure cookies and
+    /// HSTS. Empty: `http://` + the listening address.
+    pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: Vec<IpAddr>,
     pub storage: StorageSection,
     pub log: LogSection,
     pub retention: RetentionSection,
     pub demo: DemoSection,
+    pub session: SessionSection,
+    pub login: LoginSection,
+    pub rate_limit: RateLimitSection,
+    pub smtp: SmtpSection,
+    pub oidc: OidcSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    /// A web session ends after this many hours without a request…
+    pub idle_hours: u64,
+    /// …and after this many days in any case.
+    pub absolute_days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    /// From this many wrong passwords in a row, growing delays (1 s, 2 s… 1 min).
+    pub delay_after_failures: u32,
+    /// At this many wrong passwords in a row, the account is locked for `lock_minutes`.
+    pub lock_after_failures: u32,
+    pub lock_minutes: u64,
+    /// Sign-in and reset attempts allowed per minute from one address.
+    pub attempts_per_ip_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// API requests per minute per address, for anonymous callers.
+    pub per_ip_per_minute: u32,
+    /// API requests per minute per token (or signed-in user).
+    pub per_token_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    /// SMTP relay for password reset mails. Empty: no mail is sent.
+    pub host: String,
+    pub port: u16,
+    /// Sender, e.g. `Socle <ne-pas-repondre@example.fr>`.
+    pub from: String,
+    /// `starttls` (port 587), `tls` (465) or `none` (a relay on the same host).
+    pub security: SmtpSecurityName,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// File holding the password (takes precedence).
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurityName {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSection {
+    /// Issuer URL of the OpenID Connect provider. Empty: no OpenID Connect sign-in.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// File holding the client secret (takes precedence).
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes besides `openid`.
+    pub scopes: Vec<String>,
+    /// Name on the sign-in button.
+    pub label: String,
+    /// Create an account (with no role) for an unknown person the provider vouches for.
+    pub allow_registration: bool,
+    /// Believe the provider's e-mail address without `email_verified` (ProConnect).
+    pub trust_email: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -77,6 +164,35 @@ impl Default for Config {
             log: LogSection { format: LogFormat::Text, filter: "info,tower_http=warn".into() },
             retention: RetentionSection { interval_minutes: 60 },
             demo: DemoSection { history_days: 90, live_interval_secs: 5 },
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            session: SessionSection { idle_hours: 12, absolute_days: 7 },
+            login: LoginSection {
+                delay_after_failures: 5,
+                lock_after_failures: 20,
+                lock_minutes: 15,
+                attempts_per_ip_per_minute: 30,
+            },
+            rate_limit: RateLimitSection { per_ip_per_minute: 600, per_token_per_minute: 3000 },
+            smtp: SmtpSection {
+                host: String::new(),
+                port: 587,
+                from: String::new(),
+                security: SmtpSecurityName::Starttls,
+                username: None,
+                password: None,
+                password_file: None,
+            },
+            oidc: OidcSection {
+                issuer: String::new(),
+                client_id: String::new(),
+                client_secret: None,
+                client_secret_file: None,
+                scopes: vec!["email".into(), "profile".into()],
+                label: "ProConnect".into(),
+                allow_registration: false,
+                trust_email: false,
+            },
         }
     }
 }
@@ -144,7 +260,66 @@ impl Config {
             let url = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
             config.storage.postgres_url = Some(url.trim().to_owned());
         }
+        if let Some(f) = &config.smtp.password_file {
+            let secret = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            config.smtp.password = Some(secret.trim_end_matches(['\n', '\r']).to_owned());
+        }
+        if let Some(f) = &config.oidc.client_secret_file {
+            let secret = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            config.oidc.client_secret = Some(secret.trim().to_owned());
+        }
+        if !config.smtp.host.is_empty() && config.smtp.from.is_empty() {
+            bail!("smtp.from is required when smtp.host is set");
+        }
+        if !config.oidc.issuer.is_empty() && (config.oidc.client_id.is_empty() || config.oidc.client_secret.is_none()) {
+            bail!("oidc.client_id and oidc.client_secret (or client_secret_file) are required when oidc.issuer is set");
+        }
         Ok(config)
+    }
+
+    /// The web settings; `bound` is the address actually listened on (for the default public URL).
+    pub fn web(&self, bound: SocketAddr) -> WebSettings {
+        let public_url = match self.public_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        };
+        WebSettings {
+            public_url,
+            session_idle: Duration::from_secs(self.session.idle_hours.max(1) * 3600),
+            session_absolute: Duration::from_secs(self.session.absolute_days.max(1) * 86_400),
+            login: LoginThrottle {
+                delay_after: self.login.delay_after_failures,
+                lock_after: self.login.lock_after_failures,
+                lock: Duration::from_secs(self.login.lock_minutes * 60),
+                per_ip_per_minute: self.login.attempts_per_ip_per_minute,
+            },
+            rate_limit: RateLimits {
+                per_ip_per_minute: self.rate_limit.per_ip_per_minute,
+                per_token_per_minute: self.rate_limit.per_token_per_minute,
+            },
+            trusted_proxies: self.trusted_proxies.clone(),
+            smtp: (!self.smtp.host.is_empty()).then(|| SmtpSettings {
+                host: self.smtp.host.clone(),
+                port: self.smtp.port,
+                from: self.smtp.from.clone(),
+                security: match self.smtp.security {
+                    SmtpSecurityName::None => SmtpSecurity::None,
+                    SmtpSecurityName::Starttls => SmtpSecurity::Starttls,
+                    SmtpSecurityName::Tls => SmtpSecurity::Tls,
+                },
+                username: self.smtp.username.clone(),
+                password: self.smtp.password.clone(),
+            }),
+            oidc: (!self.oidc.issuer.is_empty()).then(|| OidcSettings {
+                issuer: self.oidc.issuer.clone(),
+                client_id: self.oidc.client_id.clone(),
+                client_secret: self.oidc.client_secret.clone().unwrap_or_default(),
+                scopes: self.oidc.scopes.clone(),
+                label: self.oidc.label.clone(),
+                allow_registration: self.oidc.allow_registration,
+                trust_email: self.oidc.trust_email,
+            }),
+        }
     }
 
     pub fn storage(&self) -> StorageConfig {
@@ -165,6 +340,12 @@ impl Config {
 listen = "{listen}"
 # Where Socle keeps its files: the SQLite database (socle.db) by default.
 data_dir = "{data_dir}"
+# The address people use, behind the reverse proxy. With https, cookies are
+# Secure and HSTS is sent. Used in password reset links and as the OpenID
+# Connect redirect (<public_url>/connexion/oidc/retour). Default: http://<listen>.
+# public_url = "https://donnees.example.fr"
+# Reverse proxies whose X-Forwarded-For is believed (for rate limits, the audit trail).
+trusted_proxies = []
 
 [storage]
 # PostgreSQL instead of the embedded SQLite, for syndicates hosting many communes:
@@ -185,6 +366,47 @@ interval_minutes = {retention}
 [demo]
 history_days = {history}
 live_interval_secs = {live}
+
+[session]
+# Web sessions end after this idle time, and after the absolute lifetime in any case.
+idle_hours = 12
+absolute_days = 7
+
+[login]
+# Wrong passwords in a row: growing delays from the first number, a lock of
+# lock_minutes at the second. Attempts per minute from one address.
+delay_after_failures = 5
+lock_after_failures = 20
+lock_minutes = 15
+attempts_per_ip_per_minute = 30
+
+[rate_limit]
+# API requests per minute; beyond, 429 with Retry-After.
+per_ip_per_minute = 600
+per_token_per_minute = 3000
+
+[smtp]
+# Relay for password reset mails; empty host: no mail is sent.
+host = ""
+port = 587
+from = ""
+# starttls (587), tls (465) or none (a relay on the same host)
+security = "starttls"
+# username = "socle"
+# password_file = "/run/secrets/socle-smtp-password"
+
+[oidc]
+# OpenID Connect provider (ProConnect, Keycloak…); empty issuer: password sign-in only.
+# ProConnect, e.g.: issuer = "https://auth.proconnect.gouv.fr/api/v2", scopes = ["email", "given_name", "usual_name"], trust_email = true
+issuer = ""
+client_id = ""
+# client_secret_file = "/run/secrets/socle-oidc-secret"
+scopes = ["email", "profile"]
+label = "ProConnect"
+# Create an account, with no role, for a person the provider vouches for but Socle does not know.
+allow_registration = false
+# Believe the provider's e-mail address even without an email_verified claim.
+trust_email = false
 "#,
             listen = d.listen,
             data_dir = d.data_dir.display(),

@@ -161,5 +161,11 @@ fn redacted(config: &Config) -> Config {
     if c.storage.postgres_url.is_some() {
         c.storage.postgres_url = Some("<hidden>".into());
     }
+    if c.smtp.password.is_some() {
+        c.smtp.password = Some("<hidden>".into());
+    }
+    if c.oidc.client_secret.is_some() {
+        c.oidc.client_secret = Some("<hidden>".into());
+    }
     c
 }

@@ -29,9 +29,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
 
 pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let state = AppState::new(store.clone());
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let web = config.web(addr);
+    let session_idle = web.session_idle;
+    let state = AppState::with_settings(store.clone(), web).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("Socle écoute sur / listens on http://{addr}");
     tracing::info!(%addr, backend = store.backend(), "server started");
@@ -41,10 +43,12 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     tasks.spawn(retention_loop(
         store.clone(),
         Duration::from_secs(config.retention.interval_minutes.max(1) * 60),
+        session_idle,
         shutdown.clone(),
     ));
     if let Some(mode) = demo {
         println!("Démo : http://{addr}/api/v1/organisations — documentation de l'API : http://{addr}/api/openapi.json");
+        println!("Connexion / sign in: http://{addr}/connexion");
         tasks.spawn(run_demo(store.clone(), state.metrics.clone(), config.demo.clone(), mode, shutdown.clone()));
     }
     let signal_token = shutdown.clone();
@@ -89,7 +93,12 @@ async fn wait_for_signal() {
     }
 }
 
-async fn retention_loop(store: DynStore, every: Duration, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn retention_loop(
+    store: DynStore,
+    every: Duration,
+    session_idle: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -99,6 +108,14 @@ async fn retention_loop(store: DynStore, every: Duration, shutdown: Cancellation
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "retention applied"),
                     Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+                }
+                // Ended sessions, used or expired reset links, abandoned OpenID sign-ins.
+                let now = Utc::now();
+                let idle_before = now - chrono::Duration::from_std(session_idle).unwrap_or(chrono::Duration::hours(12));
+                match store.purge_expired_sign_ins(now, idle_before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "expired sign-in records purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging sign-in records failed; will retry"),
                 }
             }
         }
