@@ -60,7 +60,7 @@ impl WebContext {
         }
     }
 
-    fn sign_in_rate_check(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+    pub(crate) fn sign_in_rate_check(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
         ip.map_or(Ok(()), |ip| self.sign_in_per_ip.check(&ip))
     }
 

@@ -489,7 +489,11 @@ async fn check_csrf(state: &AppState, caller: &Caller, parts: &Parts, body: Body
     };
     match sent {
         Some(t) if crate::security::same_secret(&t, &expected) => Ok(body),
-        _ => Err(Box::new(crate::web::csrf_refused(parts))),
+        _ => {
+            let route = parts.extensions.get::<axum::extract::MatchedPath>().map_or("(no route)", |p| p.as_str());
+            tracing::info!(route, user = ?caller.user(), "state-changing request refused: missing or wrong CSRF token");
+            Err(Box::new(crate::web::csrf_refused(parts)))
+        }
     }
 }
 

@@ -446,6 +446,17 @@ pub async fn oidc_start(
     let Some(provider) = state.web.oidc.as_ref() else {
         return message(&state, &caller, &headers, StatusCode::NOT_FOUND, |t| t.not_found_title, |t| t.not_found);
     };
+    // Each start stores a pending sign-in: counted like password attempts.
+    if state.web.sign_in_rate_check(caller.ip).is_err() {
+        return message(
+            &state,
+            &caller,
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            |t| t.too_many_title,
+            |t| t.login_throttled,
+        );
+    }
     match provider.begin(state.accounts(), &local_path(q.retour.as_deref())).await {
         Ok(url) => see_other(&url, Vec::new()),
         Err(e) => {
