@@ -58,8 +58,9 @@ pub struct DeviceRecord {
     pub health: DeviceHealth,
 }
 
-/// A change of health carried by one frame or status event. Values of an
-/// event older than the device's `last_seen` do not replace newer ones.
+/// A change of health carried by one frame or status event. Radio values
+/// and the counter of a frame older than the device's `last_seen` do not
+/// replace newer ones; battery and margin (status events only) always do.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HealthUpdate {
     pub at: DateTime<Utc>,

@@ -58,11 +58,14 @@ fn raw_letter(r: &Row, with_body: bool) -> Result<RawDeadLetter> {
     })
 }
 
-/// The health columns of one event, newest values winning. SET expressions
-/// all read the row as it was, so `last_seen` is compared before it changes.
+/// The health columns of one event. Radio values and the counter come from
+/// uplinks and are replaced only by a frame at least as recent as the last
+/// contact; battery and margin come only from status events and are replaced
+/// by each one. SET expressions all read the row as it was, so `last_seen` is
+/// compared before it changes.
 const HEALTH_UPDATE: &str = "UPDATE devices SET
-        battery = CASE WHEN $2::float8 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $2::float8 ELSE battery END,
-        margin = CASE WHEN $3::int4 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $3::int4 ELSE margin END,
+        battery = COALESCE($2::float8, battery),
+        margin = COALESCE($3::int4, margin),
         rssi = CASE WHEN $4::int4 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $4::int4 ELSE rssi END,
         snr = CASE WHEN $5::float8 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $5::float8 ELSE snr END,
         f_cnt = CASE WHEN $6::int8 IS NOT NULL AND (last_seen IS NULL OR $1::int8 >= last_seen) THEN $6::int8 ELSE f_cnt END,

@@ -68,11 +68,14 @@ fn one_device(conn: &Connection, where_clause: &str, args: &[&dyn rusqlite::ToSq
         .transpose()
 }
 
-/// The health columns of one event, newest values winning. SET expressions
-/// all read the row as it was, so `last_seen` is compared before it changes.
+/// The health columns of one event. Radio values and the counter come from
+/// uplinks and are replaced only by a frame at least as recent as the last
+/// contact; battery and margin come only from status events and are replaced
+/// by each one. SET expressions all read the row as it was, so `last_seen` is
+/// compared before it changes.
 const HEALTH_UPDATE: &str = "UPDATE devices SET
-        battery = CASE WHEN ?2 IS NOT NULL AND (last_seen IS NULL OR ?1 >= last_seen) THEN ?2 ELSE battery END,
-        margin = CASE WHEN ?3 IS NOT NULL AND (last_seen IS NULL OR ?1 >= last_seen) THEN ?3 ELSE margin END,
+        battery = COALESCE(?2, battery),
+        margin = COALESCE(?3, margin),
         rssi = CASE WHEN ?4 IS NOT NULL AND (last_seen IS NULL OR ?1 >= last_seen) THEN ?4 ELSE rssi END,
         snr = CASE WHEN ?5 IS NOT NULL AND (last_seen IS NULL OR ?1 >= last_seen) THEN ?5 ELSE snr END,
         f_cnt = CASE WHEN ?6 IS NOT NULL AND (last_seen IS NULL OR ?1 >= last_seen) THEN ?6 ELSE f_cnt END,
