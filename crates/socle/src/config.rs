@@ -455,6 +455,48 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn web_settings_follow_the_configuration() {
+        figment::Jail::expect_with(|jail| {
+            let bound: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            let w = c.web(bound);
+            assert_eq!(w.public_url, "http://127.0.0.1:9999", "default: the listening address");
+            assert!(!w.https() && w.smtp.is_none() && w.oidc.is_none());
+            assert_eq!(w.session_idle, Duration::from_secs(12 * 3600));
+            assert_eq!(w.login.lock, Duration::from_secs(15 * 60));
+
+            jail.create_file("smtp-password", "s3cret\n")?;
+            jail.create_file("oidc-secret", "client-s3cret\n")?;
+            jail.set_env("SOCLE_PUBLIC_URL", "https://donnees.example.fr/");
+            jail.set_env("SOCLE_SMTP__HOST", "smtp.example.fr");
+            jail.set_env("SOCLE_SMTP__SECURITY", "tls");
+            jail.set_env("SOCLE_SMTP__PASSWORD_FILE", "smtp-password");
+            jail.set_env("SOCLE_SMTP__USERNAME", "socle");
+            // A relay without a sender is refused at start, not at the first reset.
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            jail.set_env("SOCLE_SMTP__FROM", "Socle <ne-pas-repondre@example.fr>");
+            jail.set_env("SOCLE_OIDC__ISSUER", "https://auth.example.fr");
+            jail.set_env("SOCLE_OIDC__CLIENT_ID", "socle");
+            assert!(Config::load(None, &Overrides::default()).is_err(), "an issuer without a secret");
+            jail.set_env("SOCLE_OIDC__CLIENT_SECRET_FILE", "oidc-secret");
+            jail.set_env("SOCLE_OIDC__SCOPES", "[\"email\", \"given_name\", \"usual_name\"]");
+            jail.set_env("SOCLE_TRUSTED_PROXIES", "[\"127.0.0.1\"]");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            let w = c.web(bound);
+            assert!(w.https());
+            assert_eq!(w.public_url, "https://donnees.example.fr");
+            assert_eq!(w.trusted_proxies, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+            let smtp = w.smtp.unwrap();
+            assert_eq!((smtp.security, smtp.port, smtp.password.as_deref()), (SmtpSecurity::Tls, 587, Some("s3cret")));
+            let oidc = w.oidc.unwrap();
+            assert_eq!(oidc.client_secret, "client-s3cret");
+            assert_eq!(oidc.scopes, ["email", "given_name", "usual_name"]);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn env_names_cover_nested_keys() {
         let names = known_env_names();
         assert!(names.contains(&"SOCLE_STORAGE__POSTGRES_URL".to_owned()));
