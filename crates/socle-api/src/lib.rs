@@ -91,6 +91,21 @@ pub fn route_table() -> Vec<RouteSpec> {
         spec("/api/v1/entities/{id}/series/{attribute}", GET, Access::Open, get(series::points)),
         spec("/api/v1/users", GET, Access::Admin, get(admin::users)),
         spec("/api/v1/audit", GET, Access::Admin, get(admin::audit)),
+        // Ingestion (network servers, devices) and its management.
+        spec("/ingest/chirpstack", POST, Access::Ingestion, post(ingest::chirpstack)),
+        spec("/ingest/ttn", POST, Access::Ingestion, post(ingest::ttn)),
+        spec("/ingest/generic", POST, Access::Ingestion, post(ingest::generic)),
+        spec("/api/v1/devices", GET_POST, Access::Staff, get(devices::list).post(devices::create)),
+        spec("/api/v1/devices/import", POST, Access::Staff, post(devices::import)),
+        spec(
+            "/api/v1/devices/{devEui}",
+            &[Method::GET, Method::PUT, Method::DELETE],
+            Access::Staff,
+            get(devices::get_one).put(devices::put).delete(devices::delete),
+        ),
+        spec("/api/v1/dead-letters", GET, Access::Staff, get(devices::dead_letters)),
+        spec("/api/v1/dead-letters/{id}", GET, Access::Staff, get(devices::dead_letter)),
+        spec("/api/v1/dead-letters/{id}/replay", POST, Access::Staff, post(devices::replay)),
         // Web pages (French paths: the interface speaks French first).
         page("/", GET, Access::Open, get(web::home)),
         page("/connexion", GET_POST, Access::Open, get(web::login_page).post(web::login_submit)),

@@ -28,6 +28,18 @@ use crate::routes;
         routes::series::points,
         routes::admin::users,
         routes::admin::audit,
+        routes::ingest::chirpstack,
+        routes::ingest::ttn,
+        routes::ingest::generic,
+        routes::devices::list,
+        routes::devices::create,
+        routes::devices::get_one,
+        routes::devices::put,
+        routes::devices::delete,
+        routes::devices::import,
+        routes::devices::dead_letters,
+        routes::devices::dead_letter,
+        routes::devices::replay,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -36,6 +48,8 @@ use crate::routes;
         (name = "entities", description = "Équipements: buildings, street lights, containers…"),
         (name = "series", description = "Historiques: time series and their rollups"),
         (name = "administration", description = "Users and audit trail, for administrators"),
+        (name = "ingestion", description = "Measurements pushed by network servers (ChirpStack, The Things Stack) and devices, with an ingestion token"),
+        (name = "devices", description = "Capteurs: devices, mappings, health, dead letters, for administrators and agents"),
     )
 )]
 pub struct ApiDoc;

@@ -34,6 +34,9 @@ use crate::session::SessionRef;
 use crate::settings::WebSettings;
 use crate::Limits;
 
+mod ingestion;
+pub use ingestion::ManageError;
+
 /// What every handler can reach. The store is private: handlers go through
 /// [`AppState::scoped`] or the narrow operations below.
 #[derive(Clone)]
@@ -43,6 +46,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Sign-in settings, rate limiters, mailer and identity provider.
     pub web: Arc<WebContext>,
+    /// Where ingestion endpoints hand bodies (reached through [`Scoped`]).
+    ingestion: socle_ingestion::Pipeline,
 }
 
 impl AppState {
@@ -54,6 +59,7 @@ impl AppState {
     /// Fails when the settings cannot work (an SMTP relay or issuer that is not a valid name or URL).
     pub fn with_settings(store: DynStore, settings: WebSettings) -> Result<Self, String> {
         Ok(Self {
+            ingestion: socle_ingestion::Pipeline::new(store.clone(), socle_ingestion::PipelineConfig::default()),
             store,
             metrics: Arc::new(Metrics::default()),
             limits: Arc::new(Limits::default()),
@@ -69,7 +75,7 @@ impl AppState {
 
     /// The data the caller may see.
     pub fn scoped(&self, caller: &Caller) -> Scoped {
-        Scoped { store: self.store.clone(), caller: caller.clone() }
+        Scoped { store: self.store.clone(), caller: caller.clone(), ingestion: self.ingestion.clone() }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -302,7 +308,10 @@ impl FromRequestParts<AppState> for Caller {
         let ip =
             crate::security::client_ip(&parts.headers, crate::security::peer(&parts.extensions), &state.web.settings);
         let from_loopback = ip.is_some_and(|ip| ip.is_loopback());
-        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+        // Network-server integrations may send their token as `X-Socle-Token: <secret>` instead.
+        let socle_token = parts.headers.get("x-socle-token").and_then(|v| v.to_str().ok());
+        let socle_token = socle_token.and_then(|t| HeaderValue::from_str(&format!("Bearer {}", t.trim())).ok());
+        let Some(header) = parts.headers.get(header::AUTHORIZATION).or(socle_token.as_ref()) else {
             // No token: a web session cookie, or nobody. A stale cookie is no error.
             let caller =
                 match crate::session::resolve(state, &parts.headers).await.map_err(|e| Problem::from_store(lang, e))? {
@@ -403,6 +412,11 @@ pub enum Access {
     /// visitors are sent to the sign-in page; tokens are refused, so a token
     /// can neither see nor mint other tokens.
     Session,
+    /// An ingestion token: pushes measurements for its own organisation's devices.
+    Ingestion,
+    /// Administrators and agents managing devices and dead letters of their
+    /// organisations ([`Caller::operated`]); writes need a `write` scope.
+    Staff,
 }
 
 /// Middleware enforcing a route's [`Access`].
@@ -427,6 +441,8 @@ pub async fn enforce(
         Access::Operator if caller.from_loopback || !caller.administered().is_empty() => Ok(()),
         Access::Admin if !caller.administered().is_empty() => Ok(()),
         Access::Session if matches!(caller.principal, Principal::Session { .. }) => Ok(()),
+        Access::Ingestion if matches!(caller.principal, Principal::Ingestion { .. }) => Ok(()),
+        Access::Staff if !caller.operated(TokenScope::Read).is_empty() => Ok(()),
         Access::Session if !caller.is_authenticated() && parts.method == Method::GET => {
             return crate::web::to_sign_in(parts.uri.path());
         }
@@ -518,6 +534,7 @@ fn too_many_requests(lang: Lang, wait: std::time::Duration) -> Response {
 pub struct Scoped {
     store: DynStore,
     caller: Caller,
+    ingestion: socle_ingestion::Pipeline,
 }
 
 impl Scoped {

@@ -331,6 +331,7 @@ fn assert_no_foreign_marker(body: &str, caller: &Caller, what: &str) {
 
 async fn matrix(t: TestStore) {
     let callers = fixture(&t.store).await;
+    let letters = ingestion::fixture(&t.store).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(socle_api::serve(listener, AppState::new(t.store.clone()), std::future::pending()));
@@ -456,6 +457,14 @@ async fn matrix(t: TestStore) {
                         }
                     }
                 }
+                path if ingestion::covers(path) => {
+                    ingestion::rules(&base, route, caller, &letters, &t.store).await;
+                    if caller.token.is_some() || caller.session.is_some() {
+                        // Device answers name entities; none the caller may not see.
+                        let (_, body) = call(&base, "/api/v1/devices", caller).await;
+                        assert_no_foreign_marker(&body, caller, path);
+                    }
+                }
                 path if route.web_page => web_rules(&base, path, caller, &callers, &t.store).await,
                 other => panic!("route {other} has no isolation rule: add one to this matrix"),
             }
@@ -468,6 +477,7 @@ async fn matrix(t: TestStore) {
     let log: Value = serde_json::from_str(&body).unwrap();
     assert!(log["items"].as_array().unwrap().iter().any(|e| e["action"] == "personal.read"), "{log}");
     assert!(!body.contains("@"), "the audit trail holds no e-mail address");
+    ingestion::after_matrix(&t.store).await;
 }
 
 fn kind(caller: &Caller) -> &'static str {
@@ -615,4 +625,294 @@ async fn sqlite_isolation_matrix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_isolation_matrix() {
     matrix(TestStore::postgres().await).await;
+}
+
+/// Ingestion endpoints (ingestion tokens only, for their own organisation's
+/// devices) and the device and dead-letter routes (administrators with their
+/// member communes, and agents; writing needs a `write` scope; another
+/// organisation's device or letter answers like an absent one).
+mod ingestion {
+    use reqwest::{Method, StatusCode};
+    use socle_api::Access;
+    use socle_domain::{EntityId, OrganisationId};
+    use socle_storage::{DynStore, NewDeadLetter, NewDevice};
+
+    use super::{entity_id, Caller, VISIBILITIES};
+
+    pub const EUI_A: &str = "a84041000181c7e2";
+    pub const EUI_B: &str = "a84041000181c7e9";
+    const CS_UP: &str = include_str!("../../socle-ingest/testdata/chirpstack-v4-up.json");
+    const TTN_UP: &str = include_str!("../../socle-ingest/testdata/ttn-v3-up.json");
+
+    pub fn covers(path: &str) -> bool {
+        path.starts_with("/ingest/") || path.starts_with("/api/v1/devices") || path.starts_with("/api/v1/dead-letters")
+    }
+
+    /// The dead letters of each commune: (commune, id).
+    pub type Letters = Vec<(&'static str, i64)>;
+
+    /// A device per commune feeding its private building, and a dead letter
+    /// per commune that a replay can store (a generic message for that device).
+    pub async fn fixture(s: &DynStore) -> Letters {
+        let _ = VISIBILITIES;
+        let mut letters = Vec::new();
+        for (commune, eui) in [("a", EUI_A), ("b", EUI_B)] {
+            let org = OrganisationId::parse(&format!("commune-{commune}")).unwrap();
+            s.upsert_devices(&[NewDevice {
+                dev_eui: eui.into(),
+                name: format!("DEVICE-MARKER-{commune}"),
+                model: "dragino-ldds75".into(),
+                organisation: org.clone(),
+                entity: EntityId::parse(&entity_id(commune, socle_domain::Visibility::Private)).unwrap(),
+                mappings: serde_json::json!([{"field": "Bat", "attribute": "batteryVoltage", "unitCode": "VLT"}]),
+            }])
+            .await
+            .unwrap();
+            let body = format!(r#"{{"device": "{eui}", "values": {{"Bat": 3.7}}, "id": "LETTER-MARKER-{commune}"}}"#);
+            let id = s
+                .add_dead_letter(&NewDeadLetter {
+                    at: chrono::Utc::now(),
+                    organisation: org,
+                    source: "generic".into(),
+                    event: None,
+                    dev_eui: Some(eui.into()),
+                    reason_code: "no-mapping".into(),
+                    reason: "test".into(),
+                    body_size: body.len() as u64,
+                    body: body.into_bytes(),
+                })
+                .await
+                .unwrap();
+            letters.push((commune, id));
+        }
+        letters
+    }
+
+    /// Communes whose devices the caller reads, and those where it may change them.
+    fn operates(caller: &Caller) -> (Vec<&'static str>, Vec<&'static str>) {
+        match caller.name {
+            "admin of commune A" | "agent of commune A" | "A agent and B admin, token for A" => (vec!["a"], vec!["a"]),
+            "session of the agent of commune A" => (vec!["a"], vec!["a"]),
+            "admin of commune A, read-only token" => (vec!["a"], vec![]),
+            "agent of commune B" => (vec!["b"], vec!["b"]),
+            "admin of the syndicate" | "session of the admin of the syndicate" | "session of A agent and B admin" => {
+                (vec!["a", "b"], vec!["a", "b"])
+            }
+            "anonymous"
+            | "elected of commune A"
+            | "partner"
+            | "ingestion token of commune A"
+            | "revoked admin token"
+            | "session of the partner" => (vec![], vec![]),
+            other => panic!("caller {other:?} has no ingestion rule: say which devices it manages"),
+        }
+    }
+
+    async fn request(
+        base: &str,
+        method: Method,
+        path: &str,
+        caller: &Caller,
+        body: Option<String>,
+    ) -> (StatusCode, String) {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let mut req = client.request(method, format!("{base}{path}"));
+        if let Some(t) = &caller.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some((id, csrf)) = &caller.session {
+            req = req.header("cookie", format!("socle_session={id}")).header("x-csrf-token", csrf);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
+    /// 401 for nobody (or a revoked token), 403 for anyone else not allowed.
+    fn refused(caller: &Caller) -> StatusCode {
+        if (caller.token.is_none() && caller.session.is_none()) || caller.name.starts_with("revoked") {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        }
+    }
+
+    fn device_json(eui: &str, commune: &str, name: &str) -> String {
+        serde_json::json!({"devEui": eui, "name": name, "model": "dragino-ldds75",
+            "organisation": format!("commune-{commune}"),
+            "entity": entity_id(commune, socle_domain::Visibility::Private),
+            "mappings": [{"field": "Bat", "attribute": "batteryVoltage", "unitCode": "VLT"}]})
+        .to_string()
+    }
+
+    pub async fn rules(base: &str, route: &socle_api::RouteSpec, caller: &Caller, letters: &Letters, s: &DynStore) {
+        let (reads, writes) = operates(caller);
+        let staff = !reads.is_empty();
+        let name = caller.name;
+        // A fresh DevEUI per caller, for creations.
+        let fresh = format!("00000000000001{:02x}", name.len() * 7 % 256);
+        match route.path {
+            "/ingest/chirpstack" | "/ingest/ttn" | "/ingest/generic" => {
+                assert_eq!(route.access, Access::Ingestion, "{} is for ingestion tokens only", route.path);
+                for (commune, eui) in [("a", EUI_A), ("b", EUI_B)] {
+                    let (path, body) = match route.path {
+                        "/ingest/chirpstack" => ("/ingest/chirpstack?event=up", CS_UP.replace(EUI_A, eui)),
+                        "/ingest/ttn" => ("/ingest/ttn", TTN_UP.replace(&EUI_A.to_uppercase(), &eui.to_uppercase())),
+                        _ => ("/ingest/generic", format!(r#"{{"device": "{eui}", "values": {{"Bat": 3.338}}}}"#)),
+                    };
+                    let (status, text) = request(base, Method::POST, path, caller, Some(body)).await;
+                    let expected = match (name, commune) {
+                        ("ingestion token of commune A", "a") => StatusCode::OK,
+                        // Another organisation's device is unknown to this token.
+                        ("ingestion token of commune A", _) => StatusCode::NOT_FOUND,
+                        _ => refused(caller),
+                    };
+                    assert_eq!(status, expected, "{name} {path} for commune {commune}: {text}");
+                    assert!(!text.contains("DEVICE-MARKER"), "{name}: {text}");
+                }
+            }
+            "/api/v1/devices" => {
+                assert_eq!(route.access, Access::Staff);
+                let (status, text) = request(base, Method::GET, route.path, caller, None).await;
+                if !staff {
+                    assert_eq!(status, refused(caller), "{name} lists devices");
+                } else {
+                    assert_eq!(status, StatusCode::OK, "{name}: {text}");
+                    for (commune, eui) in [("a", EUI_A), ("b", EUI_B)] {
+                        assert_eq!(text.contains(eui), reads.contains(&commune), "{name} lists {eui}? {text}");
+                    }
+                }
+                let (status, text) =
+                    request(base, Method::POST, route.path, caller, Some(device_json(&fresh, "b", &fresh))).await;
+                let expected = match (staff, writes.contains(&"b")) {
+                    (_, true) => StatusCode::CREATED,
+                    (true, false) => StatusCode::FORBIDDEN,
+                    (false, _) => refused(caller),
+                };
+                assert_eq!(status, expected, "{name} creates a device in commune B: {text}");
+                s.delete_device(&fresh).await.unwrap();
+            }
+            "/api/v1/devices/import" => {
+                let csv = format!(
+                    "dev_eui,name,model,organisation,entity\n{fresh},{fresh},dragino-ldds75,commune-b,{}\n",
+                    entity_id("b", socle_domain::Visibility::Private)
+                );
+                let (status, text) = request(base, Method::POST, route.path, caller, Some(csv)).await;
+                let expected = match (staff, writes.contains(&"b")) {
+                    (_, true) => StatusCode::OK,
+                    (true, false) => StatusCode::FORBIDDEN,
+                    (false, _) => refused(caller),
+                };
+                assert_eq!(status, expected, "{name} imports a device of commune B: {text}");
+                s.delete_device(&fresh).await.unwrap();
+            }
+            "/api/v1/devices/{devEui}" => {
+                for (commune, eui) in [("a", EUI_A), ("b", EUI_B)] {
+                    let path = format!("/api/v1/devices/{eui}");
+                    let (status, text) = request(base, Method::GET, &path, caller, None).await;
+                    let expected = if reads.contains(&commune) {
+                        StatusCode::OK
+                    } else if staff {
+                        StatusCode::NOT_FOUND
+                    } else {
+                        refused(caller)
+                    };
+                    assert_eq!(status, expected, "{name} GET {path}: {text}");
+                    if !reads.contains(&commune) {
+                        assert!(!text.contains("DEVICE-MARKER"), "{name}: {text}");
+                    }
+                    // Putting the same definition back changes nothing.
+                    let same = device_json(eui, commune, &format!("DEVICE-MARKER-{commune}"));
+                    let (status, text) = request(base, Method::PUT, &path, caller, Some(same)).await;
+                    let expected = if writes.contains(&commune) {
+                        StatusCode::OK
+                    } else if reads.contains(&commune) {
+                        StatusCode::FORBIDDEN
+                    } else if staff {
+                        // A DevEUI registered elsewhere is taken; where, is not said.
+                        StatusCode::CONFLICT
+                    } else {
+                        refused(caller)
+                    };
+                    assert_eq!(status, expected, "{name} PUT {path}: {text}");
+                    assert!(
+                        !text.contains(&format!("commune-{commune}")) || reads.contains(&commune),
+                        "{name}: {text}"
+                    );
+                    if !writes.contains(&commune) {
+                        let (status, text) = request(base, Method::DELETE, &path, caller, None).await;
+                        let expected = if reads.contains(&commune) {
+                            StatusCode::FORBIDDEN
+                        } else if staff {
+                            StatusCode::NOT_FOUND
+                        } else {
+                            refused(caller)
+                        };
+                        assert_eq!(status, expected, "{name} DELETE {path}: {text}");
+                    }
+                }
+                let (status, _) = request(base, Method::DELETE, "/api/v1/devices/00000000000000ff", caller, None).await;
+                assert_eq!(status, if staff { StatusCode::NOT_FOUND } else { refused(caller) }, "{name} DELETE absent");
+            }
+            "/api/v1/dead-letters" => {
+                let (status, text) = request(base, Method::GET, route.path, caller, None).await;
+                if !staff {
+                    assert_eq!(status, refused(caller), "{name} lists dead letters");
+                } else {
+                    assert_eq!(status, StatusCode::OK, "{name}: {text}");
+                    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    let ids: Vec<i64> =
+                        json["items"].as_array().unwrap().iter().map(|l| l["id"].as_i64().unwrap()).collect();
+                    for (commune, id) in letters {
+                        assert_eq!(
+                            ids.contains(id),
+                            reads.contains(commune),
+                            "{name} lists letter of {commune}? {text}"
+                        );
+                    }
+                }
+            }
+            "/api/v1/dead-letters/{id}" | "/api/v1/dead-letters/{id}/replay" => {
+                let replay = route.path.ends_with("/replay");
+                for (commune, id) in letters {
+                    let path = route.path.replace("{id}", &id.to_string());
+                    let method = if replay { Method::POST } else { Method::GET };
+                    let (status, text) = request(base, method, &path, caller, None).await;
+                    let expected = if (replay && writes.contains(commune)) || (!replay && reads.contains(commune)) {
+                        StatusCode::OK
+                    } else if reads.contains(commune) {
+                        StatusCode::FORBIDDEN
+                    } else if staff {
+                        StatusCode::NOT_FOUND
+                    } else {
+                        refused(caller)
+                    };
+                    assert_eq!(status, expected, "{name} {path}: {text}");
+                    if !reads.contains(commune) {
+                        assert!(!text.contains("LETTER-MARKER"), "{name}: {text}");
+                    }
+                }
+            }
+            other => panic!("route {other} has no ingestion rule"),
+        }
+    }
+
+    /// What the whole matrix left: commune A's token stored only in A; B's
+    /// device got only the replay of its own dead letter.
+    pub async fn after_matrix(s: &DynStore) {
+        let a = s.device(EUI_A).await.unwrap().unwrap().health;
+        // ChirpStack's and TTN's reference frames (their own keys), the generic message, the replayed letter.
+        assert_eq!(a.frames_received, 4);
+        let b = s.device(EUI_B).await.unwrap().unwrap().health;
+        assert_eq!(b.frames_received, 1, "only B's own replayed letter reached B's device");
+        let b_entity = s.entity(&EntityId::parse(&entity_id("b", socle_domain::Visibility::Private)).unwrap()).await;
+        let bat =
+            &b_entity.unwrap().unwrap().attributes[&socle_domain::AttributeName::parse("batteryVoltage").unwrap()];
+        assert!(
+            matches!(bat, socle_domain::Attribute::Property { value, .. } if value == &serde_json::json!(3.7)),
+            "B's value is its own letter's: {bat:?}"
+        );
+    }
 }
