@@ -31,6 +31,7 @@ pub struct Config {
     pub storage: StorageSection,
     pub log: LogSection,
     pub retention: RetentionSection,
+    pub ingestion: IngestionSection,
     pub demo: DemoSection,
     pub session: SessionSection,
     pub login: LoginSection,
@@ -141,6 +142,39 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+pub struct IngestionSection {
+    /// Bodies processed at once by the ingestion endpoints.
+    pub max_concurrent: usize,
+    /// How long a body waits for a free slot before `429 Retry-After`.
+    pub queue_wait_ms: u64,
+    /// The `Retry-After` given to senders refused for overload.
+    pub retry_after_secs: u64,
+    /// Time limit of one codec call.
+    pub codec_timeout_ms: u64,
+    /// Days frame identities are kept (a later copy is still caught by its series and instant).
+    pub frames_days: u32,
+    /// Days dead letters are kept.
+    pub dead_letters_days: u32,
+}
+
+impl IngestionSection {
+    pub fn pipeline(&self) -> socle_ingestion::PipelineConfig {
+        let defaults = socle_ingestion::PipelineConfig::default();
+        socle_ingestion::PipelineConfig {
+            max_concurrent: self.max_concurrent.max(1),
+            queue_wait: std::time::Duration::from_millis(self.queue_wait_ms),
+            retry_after: std::time::Duration::from_secs(self.retry_after_secs.max(1)),
+            codec_limits: socle_ingest::CodecLimits {
+                time: std::time::Duration::from_millis(self.codec_timeout_ms.clamp(1, 10_000)),
+                ..defaults.codec_limits
+            },
+            ..defaults
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionSection {
     /// How often raw points past each organisation's retention are deleted.
     pub interval_minutes: u64,
@@ -163,6 +197,14 @@ impl Default for Config {
             storage: StorageSection { postgres_url: None, postgres_url_file: None, max_connections: 16 },
             log: LogSection { format: LogFormat::Text, filter: "info,tower_http=warn".into() },
             retention: RetentionSection { interval_minutes: 60 },
+            ingestion: IngestionSection {
+                max_concurrent: 32,
+                queue_wait_ms: 2000,
+                retry_after_secs: 5,
+                codec_timeout_ms: 100,
+                frames_days: 30,
+                dead_letters_days: 90,
+            },
             demo: DemoSection { history_days: 90, live_interval_secs: 5 },
             public_url: None,
             trusted_proxies: Vec::new(),
@@ -362,6 +404,20 @@ filter = "{filter}"
 [retention]
 # Raw points older than each organisation's retention are deleted this often.
 interval_minutes = {retention}
+
+[ingestion]
+# Bodies from network servers processed at once; beyond, a body waits up to
+# queue_wait_ms for a slot, then is refused with 429 and Retry-After (the
+# network server sends it again): nothing is dropped.
+max_concurrent = 32
+queue_wait_ms = 2000
+retry_after_secs = 5
+# Time limit of one codec call (QuickJS).
+codec_timeout_ms = 100
+# Frame identities are kept this long to recognise retries and replays.
+frames_days = 30
+# Refused bodies (dead letters) are kept this long.
+dead_letters_days = 90
 
 [demo]
 history_days = {history}

@@ -12,6 +12,7 @@ mod bench;
 mod config;
 mod debug;
 mod demo_accounts;
+mod ingest_cli;
 mod server;
 mod telemetry;
 
@@ -75,6 +76,21 @@ enum Command {
         #[command(subcommand)]
         command: admin::TokenCommand,
     },
+    /// Devices (capteurs) and their mappings.
+    Device {
+        #[command(subcommand)]
+        command: ingest_cli::DeviceCommand,
+    },
+    /// Payload codecs.
+    Codec {
+        #[command(subcommand)]
+        command: ingest_cli::CodecCommand,
+    },
+    /// Bulk imports of historical data.
+    Import {
+        #[command(subcommand)]
+        command: ingest_cli::ImportCommand,
+    },
     /// Measure the read paths against a raw-scan baseline on a throw-away database.
     Bench(bench::BenchArgs),
     /// Configuration helpers.
@@ -137,6 +153,9 @@ fn main() -> ExitCode {
             Command::Org { command } => admin::org(&config, command).await,
             Command::User { command } => admin::user(&config, command).await,
             Command::Token { command } => admin::token(&config, command).await,
+            Command::Device { command } => ingest_cli::device(&config, command).await,
+            Command::Codec { command } => ingest_cli::codec(command),
+            Command::Import { command } => ingest_cli::import(&config, command).await,
             Command::Config { command: ConfigCommand::Show } => {
                 println!("{}", toml::to_string_pretty(&redacted(&config))?);
                 Ok(())

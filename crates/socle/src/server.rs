@@ -33,7 +33,9 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     let addr = listener.local_addr()?;
     let web = config.web(addr);
     let session_idle = web.session_idle;
-    let state = AppState::with_settings(store.clone(), web).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let state = AppState::with_settings(store.clone(), web)
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?
+        .with_pipeline(socle_ingestion::Pipeline::new(store.clone(), config.ingestion.pipeline()));
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("Socle écoute sur / listens on http://{addr}");
     tracing::info!(%addr, backend = store.backend(), "server started");
@@ -44,6 +46,7 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
         store.clone(),
         Duration::from_secs(config.retention.interval_minutes.max(1) * 60),
         session_idle,
+        config.ingestion.clone(),
         shutdown.clone(),
     ));
     if let Some(mode) = demo {
@@ -97,6 +100,7 @@ async fn retention_loop(
     store: DynStore,
     every: Duration,
     session_idle: Duration,
+    ingestion: crate::config::IngestionSection,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(every);
@@ -116,6 +120,15 @@ async fn retention_loop(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "expired sign-in records purged"),
                     Err(e) => tracing::warn!(error = %e, "purging sign-in records failed; will retry"),
+                }
+                // Frame identities and dead letters past their keeping time.
+                let days = |d: u32| chrono::Duration::days(i64::from(d.max(1)));
+                let (frames_before, letters_before) =
+                    (now - days(ingestion.frames_days), now - days(ingestion.dead_letters_days));
+                match store.purge_ingestion(frames_before, letters_before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "old frame identities and dead letters purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging ingestion records failed; will retry"),
                 }
             }
         }
