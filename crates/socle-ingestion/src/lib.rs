@@ -21,6 +21,7 @@
 //! longer than [`PipelineConfig::queue_wait`], the next one is refused with
 //! `Overloaded` and a retry delay, never dropped.
 
+pub mod mqtt;
 mod outcome;
 mod pipeline;
 pub mod registry;

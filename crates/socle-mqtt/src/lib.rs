@@ -14,6 +14,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 

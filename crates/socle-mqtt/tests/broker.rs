@@ -2,75 +2,12 @@
 //! persistence, so it can be restarted mid-stream like a production broker.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use socle_mqtt::testing::Broker;
 use socle_mqtt::{Handler, Message, Retry, Subscription};
-
-struct Broker {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_mosquitto(dir: &Path, port: u16) -> Child {
-    let conf = dir.join("mosquitto.conf");
-    // `user root`: started as root (CI), Mosquitto would otherwise switch to
-    // its own user and fail to write the persistence file in our directory,
-    // silently losing sessions across the restart.
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto must be installed (the test script installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
-impl Broker {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = start_mosquitto(dir.path(), port);
-        Self { child, port, dir }
-    }
-
-    /// A graceful restart (SIGTERM saves the persistence file), as an operator's `systemctl restart`.
-    fn restart(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        self.child.wait().unwrap();
-        self.child = start_mosquitto(self.dir.path(), self.port);
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[derive(Clone, Default)]
 struct Collect {

@@ -38,6 +38,60 @@ pub struct Config {
     pub rate_limit: RateLimitSection,
     pub smtp: SmtpSection,
     pub oidc: OidcSection,
+    pub mqtt: MqttSection,
+}
+
+/// Brokers Socle subscribes to, one `[[mqtt.subscriptions]]` table each.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    pub subscriptions: Vec<MqttSubscriptionSection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSubscriptionSection {
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// Stable across restarts: the broker keeps the session (and what
+    /// arrives while Socle is away) under this id.
+    pub client_id: String,
+    /// The organisation whose devices publish there (as an ingestion token's).
+    pub organisation: String,
+    /// chirpstack, ttn or generic.
+    pub network: socle_ingestion::mqtt::Network,
+    /// Topic filters; empty: the network server's usual uplink topics.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the broker password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+
+impl MqttSubscriptionSection {
+    pub fn subscription(&self) -> anyhow::Result<(socle_mqtt::Subscription, socle_domain::OrganisationId)> {
+        let organisation = socle_domain::OrganisationId::parse(&self.organisation)
+            .with_context(|| format!("mqtt subscription {}: organisation", self.client_id))?;
+        let topics = if self.topics.is_empty() { self.network.default_topics() } else { self.topics.clone() };
+        let mut sub = socle_mqtt::Subscription::new(&self.host, self.port, &self.client_id, topics);
+        if let Some(user) = &self.username {
+            let password = match &self.password_file {
+                Some(f) => {
+                    std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_owned()
+                }
+                None => String::new(),
+            };
+            sub.credentials = Some((user.clone(), password));
+        }
+        Ok((sub, organisation))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -235,6 +289,7 @@ impl Default for Config {
                 allow_registration: false,
                 trust_email: false,
             },
+            mqtt: MqttSection::default(),
         }
     }
 }
@@ -419,6 +474,15 @@ frames_days = 30
 # Refused bodies (dead letters) are kept this long.
 dead_letters_days = 90
 
+# MQTT subscriptions, one table per broker (ChirpStack, The Things Stack, generic JSON):
+# [[mqtt.subscriptions]]
+# host = "127.0.0.1"
+# port = 1883
+# client_id = "socle-saint-aubin"        # keep it stable: the broker keeps the session under it
+# organisation = "commune-saint-aubin"   # whose devices publish there
+# network = "chirpstack"                 # chirpstack, ttn or generic
+# topics = []                            # empty: application/+/device/+/event/+ (ChirpStack), v3/+/devices/+/up (TTN)
+
 [demo]
 history_days = {history}
 live_interval_secs = {live}
@@ -557,5 +621,25 @@ mod tests {
         let names = known_env_names();
         assert!(names.contains(&"SOCLE_STORAGE__POSTGRES_URL".to_owned()));
         assert!(names.contains(&"SOCLE_LISTEN".to_owned()));
+    }
+
+    #[test]
+    fn mqtt_subscriptions_from_the_file() {
+        let parsed: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(
+                "[[mqtt.subscriptions]]\nhost = \"broker.local\"\nclient_id = \"socle-a\"\norganisation = \"commune-a\"\nnetwork = \"ttn\"\n",
+            ))
+            .extract()
+            .unwrap();
+        let (sub, org) = parsed.mqtt.subscriptions[0].subscription().unwrap();
+        assert_eq!((sub.host.as_str(), sub.port, org.as_str()), ("broker.local", 1883, "commune-a"));
+        assert_eq!(sub.topics, ["v3/+/devices/+/up"]);
+        let bad: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(
+                "[[mqtt.subscriptions]]\nhost = \"b\"\nclient_id = \"c\"\norganisation = \"Not An Id\"\nnetwork = \"chirpstack\"\n",
+            ))
+            .extract()
+            .unwrap();
+        assert!(bad.mqtt.subscriptions[0].subscription().is_err());
     }
 }

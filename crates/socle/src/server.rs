@@ -33,9 +33,16 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     let addr = listener.local_addr()?;
     let web = config.web(addr);
     let session_idle = web.session_idle;
+    let pipeline = socle_ingestion::Pipeline::new(store.clone(), config.ingestion.pipeline());
+    let subscriptions = config
+        .mqtt
+        .subscriptions
+        .iter()
+        .map(|s| s.subscription().map(|(sub, org)| (sub, org, s.network)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let state = AppState::with_settings(store.clone(), web)
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?
-        .with_pipeline(socle_ingestion::Pipeline::new(store.clone(), config.ingestion.pipeline()));
+        .with_pipeline(pipeline.clone());
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("Socle écoute sur / listens on http://{addr}");
     tracing::info!(%addr, backend = store.backend(), "server started");
@@ -49,6 +56,15 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
         config.ingestion.clone(),
         shutdown.clone(),
     ));
+    for (subscription, organisation, network) in subscriptions {
+        let ingest = socle_ingestion::mqtt::MqttIngest { pipeline: pipeline.clone(), organisation, network };
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let stats = socle_ingestion::mqtt::run(subscription, ingest, stop.cancelled_owned()).await;
+            tracing::info!(?stats, "MQTT subscription stopped");
+            Ok(())
+        });
+    }
     if let Some(mode) = demo {
         println!("Démo : http://{addr}/api/v1/organisations — documentation de l'API : http://{addr}/api/openapi.json");
         println!("Connexion / sign in: http://{addr}/connexion");
