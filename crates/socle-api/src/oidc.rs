@@ -12,7 +12,7 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
-use socle_storage::{DynStore, PendingOidcLogin};
+use socle_storage::{Accounts, PendingOidcLogin};
 
 use crate::policy::hash_secret;
 use crate::settings::OidcSettings;
@@ -102,7 +102,7 @@ impl Provider {
 
     /// The provider's authorization URL for a new sign-in, its state, nonce
     /// and PKCE verifier kept (single use, ten minutes) for the callback.
-    pub async fn begin(&self, store: &DynStore, return_to: &str) -> Result<String, OidcError> {
+    pub async fn begin(&self, store: &dyn Accounts, return_to: &str) -> Result<String, OidcError> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request =
@@ -129,7 +129,12 @@ impl Provider {
     /// verifier, verifies the ID token (signature, issuer, audience, expiry,
     /// nonce) and reads the claims, from the user-info endpoint when the ID
     /// token lacks the e-mail address. Returns the identity and where to go.
-    pub async fn finish(&self, store: &DynStore, state: &str, code: &str) -> Result<(OidcIdentity, String), OidcError> {
+    pub async fn finish(
+        &self,
+        store: &dyn Accounts,
+        state: &str,
+        code: &str,
+    ) -> Result<(OidcIdentity, String), OidcError> {
         let pending = store.take_oidc_login(&hash_secret(state), Utc::now()).await?.ok_or(OidcError::UnknownState)?;
         let client = self.client().await?;
         let token = client

@@ -24,7 +24,7 @@ use socle_domain::{
     ApiToken, Audience, AuditEntry, Entity, EntityFilter, EntityId, Membership, Organisation, OrganisationId, Page,
     Reach, Role, SeriesInfo, SeriesPoints, SeriesQuery, TokenKind, TokenScope, User, UserId,
 };
-use socle_storage::{DynStore, StorageStats, StoreError};
+use socle_storage::{Accounts, DynStore, StorageStats, StoreError};
 
 use crate::auth::WebContext;
 use crate::i18n::Lang;
@@ -67,10 +67,11 @@ impl AppState {
         })
     }
 
-    /// The store, for the modules that establish identity (`session`,
-    /// `auth`). Handlers never call it: they go through [`AppState::scoped`].
-    pub(crate) fn accounts(&self) -> &DynStore {
-        &self.store
+    /// Accounts only (users, sessions, resets, OpenID links), for the modules
+    /// that establish identity (`session`, `auth`, `oidc`). Entities and
+    /// series stay out of their reach; handlers go through [`AppState::scoped`].
+    pub(crate) fn accounts(&self) -> &dyn Accounts {
+        self.store.as_ref()
     }
 
     /// The data the caller may see.
