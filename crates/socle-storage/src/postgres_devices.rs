@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
 use socle_domain::{OrganisationId, Page};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -111,6 +112,28 @@ impl Conditions {
     fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect()
     }
+
+    /// The count of matching rows of `table` and one page of them, ordered by `order`.
+    async fn select_page(
+        &self,
+        client: &Object,
+        table: &str,
+        columns: &str,
+        order: &str,
+        (limit, offset): (u32, u64),
+    ) -> Result<(u64, Vec<Row>)> {
+        let w = self.clause();
+        let total: i64 =
+            client.query_one(&format!("SELECT count(*) FROM {table}{w}"), &self.params()).await?.try_get(0)?;
+        let (limit, offset) = (i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX));
+        let n = self.args.len();
+        let mut params = self.params();
+        params.push(&limit);
+        params.push(&offset);
+        let sql = format!("SELECT {columns} FROM {table}{w} ORDER BY {order} LIMIT ${} OFFSET ${}", n + 1, n + 2);
+        let rows = client.query(&sql, &params).await?;
+        Ok((u64::try_from(total).unwrap_or(0), rows))
+    }
 }
 
 #[async_trait]
@@ -190,26 +213,11 @@ impl Devices for PostgresStore {
         if let Some(e) = &filter.entity {
             c.push(|n| format!("entity_id = ${n}"), Box::new(e.to_string()));
         }
-        let w = c.clause();
-        let total: i64 =
-            client.query_one(&format!("SELECT count(*) FROM devices{w}"), &c.params()).await?.try_get(0)?;
-        let (limit, offset) = (i64::from(filter.limit), i64::try_from(filter.offset).unwrap_or(i64::MAX));
-        let n = c.args.len();
-        let mut params = c.params();
-        params.push(&limit);
-        params.push(&offset);
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {DEVICE_COLUMNS} FROM devices{w} ORDER BY organisation_id, name LIMIT ${} OFFSET ${}",
-                    n + 1,
-                    n + 2
-                ),
-                &params,
-            )
+        let (total, rows) = c
+            .select_page(&client, "devices", DEVICE_COLUMNS, "organisation_id, name", (filter.limit, filter.offset))
             .await?;
         let items = rows.iter().map(|r| raw_device(r)?.parse()).collect::<Result<Vec<_>>>()?;
-        Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+        Ok(Page { total, items })
     }
 
     async fn delete_device(&self, dev_eui: &str) -> Result<bool> {
@@ -313,26 +321,10 @@ impl Devices for PostgresStore {
         if filter.pending {
             c.conds.push("replayed_at IS NULL".into());
         }
-        let w = c.clause();
-        let total: i64 =
-            client.query_one(&format!("SELECT count(*) FROM dead_letters{w}"), &c.params()).await?.try_get(0)?;
-        let (limit, offset) = (i64::from(filter.limit), i64::try_from(filter.offset).unwrap_or(i64::MAX));
-        let n = c.args.len();
-        let mut params = c.params();
-        params.push(&limit);
-        params.push(&offset);
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {LETTER_COLUMNS} FROM dead_letters{w} ORDER BY id DESC LIMIT ${} OFFSET ${}",
-                    n + 1,
-                    n + 2
-                ),
-                &params,
-            )
-            .await?;
+        let (total, rows) =
+            c.select_page(&client, "dead_letters", LETTER_COLUMNS, "id DESC", (filter.limit, filter.offset)).await?;
         let items = rows.iter().map(|r| raw_letter(r, false)?.parse()).collect::<Result<Vec<_>>>()?;
-        Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+        Ok(Page { total, items })
     }
 
     async fn mark_dead_letter_replayed(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {

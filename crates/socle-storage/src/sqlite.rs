@@ -57,6 +57,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// A UNIQUE or PRIMARY KEY constraint refused the row: the caller turns it
+/// into `StoreError::Conflict` with its own wording.
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave SQLite half-written (the
     // transaction rolls back on drop), so the connection is still usable.

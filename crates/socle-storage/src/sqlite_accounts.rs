@@ -7,7 +7,7 @@ use socle_domain::{ApiToken, AuditEntry, Credentials, Email, OrganisationId, Rol
 
 use crate::accounts::{Accounts, PendingOidcLogin, WebSession};
 use crate::rows::{from_ms, ms, RawAudit, RawToken, RawUser};
-use crate::sqlite::SqliteStore;
+use crate::sqlite::{is_unique_violation, SqliteStore};
 use crate::{Result, StoreError};
 
 /// A user row and its (organisation, role) memberships.
@@ -72,11 +72,6 @@ fn user_exists(conn: &Connection, id: &str) -> Result<()> {
     } else {
         Err(StoreError::UnknownUser(id.to_owned()))
     }
-}
-
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 #[async_trait]

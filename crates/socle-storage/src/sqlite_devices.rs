@@ -12,7 +12,7 @@ use crate::devices::{
     NewDeadLetter, NewDevice, MAX_DEAD_LETTERS_PER_ORGANISATION,
 };
 use crate::rows::{ms, RawDeadLetter, RawDevice};
-use crate::sqlite::{lock, write_in, SqliteStore};
+use crate::sqlite::{is_unique_violation, lock, write_in, SqliteStore};
 use crate::{Result, StoreError};
 
 const DEVICE_COLUMNS: &str = "dev_eui, name, model, organisation_id, entity_id, mappings, created_at, modified_at, \
@@ -54,10 +54,6 @@ fn raw_letter(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDeadLetter> {
         replayed_at: r.get(9)?,
         body: Vec::new(),
     })
-}
-
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
 fn one_device(conn: &Connection, where_clause: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Option<DeviceRecord>> {
@@ -120,6 +116,32 @@ fn filter_orgs(orgs: &Option<Vec<OrganisationId>>, column: &str, conds: &mut Vec
         conds.push(format!("{column} IN ({})", vec!["?"; orgs.len()].join(", ")));
         args.extend(orgs.iter().map(|o| o.to_string()));
     }
+}
+
+/// The count of rows matching `w` and one page of them, ordered by `order`;
+/// `args` are the values bound in `w`, in order.
+#[allow(clippy::too_many_arguments)]
+fn select_page<R>(
+    c: &Connection,
+    table: &str,
+    columns: &str,
+    w: &str,
+    order: &str,
+    args: Vec<String>,
+    (limit, offset): (u32, u64),
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+) -> Result<(u64, Vec<R>)> {
+    let total: i64 = c
+        .prepare_cached(&format!("SELECT count(*) FROM {table}{w}"))?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    let mut page: Vec<rusqlite::types::Value> = args.into_iter().map(Into::into).collect();
+    page.push(i64::from(limit).into());
+    page.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+    let rows = c
+        .prepare_cached(&format!("SELECT {columns} FROM {table}{w} ORDER BY {order} LIMIT ? OFFSET ?"))?
+        .query_map(params_from_iter(page.iter()), row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((u64::try_from(total).unwrap_or(0), rows))
 }
 
 fn where_clause(conds: &[String]) -> String {
@@ -203,22 +225,18 @@ impl Devices for SqliteStore {
                 args.push(e.to_string());
             }
             let w = where_clause(&conds);
-            let total: i64 = c
-                .prepare_cached(&format!("SELECT count(*) FROM devices{w}"))?
-                .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-            let mut page: Vec<rusqlite::types::Value> = args.into_iter().map(Into::into).collect();
-            page.push(i64::from(filter.limit).into());
-            page.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
-            let items = c
-                .prepare_cached(&format!(
-                    "SELECT {DEVICE_COLUMNS} FROM devices{w} ORDER BY organisation_id, name LIMIT ? OFFSET ?"
-                ))?
-                .query_map(params_from_iter(page.iter()), raw_device)?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-                .into_iter()
-                .map(RawDevice::parse)
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+            let (total, rows) = select_page(
+                c,
+                "devices",
+                DEVICE_COLUMNS,
+                &w,
+                "organisation_id, name",
+                args,
+                (filter.limit, filter.offset),
+                raw_device,
+            )?;
+            let items = rows.into_iter().map(RawDevice::parse).collect::<Result<Vec<_>>>()?;
+            Ok(Page { total, items })
         })
         .await
     }
@@ -315,22 +333,18 @@ impl Devices for SqliteStore {
                 conds.push("replayed_at IS NULL".into());
             }
             let w = where_clause(&conds);
-            let total: i64 = c
-                .prepare_cached(&format!("SELECT count(*) FROM dead_letters{w}"))?
-                .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-            let mut page: Vec<rusqlite::types::Value> = args.into_iter().map(Into::into).collect();
-            page.push(i64::from(filter.limit).into());
-            page.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
-            let items = c
-                .prepare_cached(&format!(
-                    "SELECT {LETTER_COLUMNS} FROM dead_letters{w} ORDER BY id DESC LIMIT ? OFFSET ?"
-                ))?
-                .query_map(params_from_iter(page.iter()), raw_letter)?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-                .into_iter()
-                .map(RawDeadLetter::parse)
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+            let (total, rows) = select_page(
+                c,
+                "dead_letters",
+                LETTER_COLUMNS,
+                &w,
+                "id DESC",
+                args,
+                (filter.limit, filter.offset),
+                raw_letter,
+            )?;
+            let items = rows.into_iter().map(RawDeadLetter::parse).collect::<Result<Vec<_>>>()?;
+            Ok(Page { total, items })
         })
         .await
     }
