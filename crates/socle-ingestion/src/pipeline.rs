@@ -12,7 +12,9 @@ use socle_ingest::{
     chirpstack, generic, ttn, Codec, CodecLimits, DevEui, DeviceKey, IngestError, MappingContext, NetworkEvent, Uplink,
     UplinkInput, MAX_BODY_BYTES,
 };
-use socle_storage::{DeadLetter, DeviceRecord, DynStore, FrameWrite, HealthUpdate, NewDeadLetter, StoreError};
+use socle_storage::{
+    CommitFeed, DeadLetter, DeviceRecord, DynStore, FrameWrite, FramesOutcome, HealthUpdate, NewDeadLetter, StoreError,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::outcome::{Accepted, Outcome, Refusal, Rejection};
@@ -61,6 +63,8 @@ struct Inner {
     config: PipelineConfig,
     codecs: HashMap<String, Codec>,
     permits: Arc<Semaphore>,
+    /// Where committed observations are announced (alert rules, live pages).
+    feed: CommitFeed,
 }
 
 /// A failure before anything is committed.
@@ -96,19 +100,48 @@ impl Pipeline {
     pub fn new(store: DynStore, config: PipelineConfig) -> Self {
         let codecs = socle_ingest::codec::builtins().into_iter().map(|c| (c.model().to_string(), c)).collect();
         let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
-        Self { inner: Arc::new(Inner { store, config, codecs, permits }) }
+        Self { inner: Arc::new(Inner { store, config, codecs, permits, feed: CommitFeed::new() }) }
+    }
+
+    /// Announces committed observations on `feed` instead of a private one.
+    pub fn with_feed(self, feed: CommitFeed) -> Self {
+        self.rebuild(|inner| inner.feed = feed)
+    }
+
+    /// The feed committed observations are announced on.
+    pub fn feed(&self) -> &CommitFeed {
+        &self.inner.feed
     }
 
     /// Adds (or replaces) a codec, for device models not shipped with Socle.
     pub fn with_codec(self, codec: Codec) -> Self {
+        self.rebuild(|inner| {
+            inner.codecs.insert(codec.model().to_string(), codec);
+        })
+    }
+
+    /// Builder step; a pipeline already shared keeps its own slots.
+    fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
             config: shared.config.clone(),
             codecs: shared.codecs.clone(),
             permits: Arc::new(Semaphore::new(shared.config.max_concurrent.max(1))),
+            feed: shared.feed.clone(),
         });
-        inner.codecs.insert(codec.model().to_string(), codec);
+        change(&mut inner);
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Announces the observations of the frames stored now (not the repeats).
+    async fn announce(&self, frames: &[FrameWrite], out: &FramesOutcome) {
+        let feed = &self.inner.feed;
+        if !feed.has_consumers() {
+            return;
+        }
+        let fresh =
+            frames.iter().zip(&out.stored).filter(|(_, s)| **s).flat_map(|(f, _)| f.observations.iter().cloned());
+        feed.publish(fresh.collect()).await;
     }
 
     pub fn config(&self) -> &PipelineConfig {
@@ -148,6 +181,7 @@ impl Pipeline {
             let all: Vec<FrameWrite> = pending.iter().flat_map(|(_, f, _)| f.iter().cloned()).collect();
             match self.inner.store.write_frames(&all).await {
                 Ok(out) => {
+                    self.announce(&all, &out).await;
                     let mut at = 0;
                     for (i, frames, missing) in pending {
                         let stored = &out.stored[at..at + frames.len()];
@@ -291,7 +325,10 @@ impl Pipeline {
                 Err(e) => Err(self.unavailable(e)),
             },
             Prepared::Frames { frames, missing } => match store.write_frames(&frames).await {
-                Ok(out) => Ok(accepted(&out.stored, out.observations.stored, out.observations.duplicates, missing)),
+                Ok(out) => {
+                    self.announce(&frames, &out).await;
+                    Ok(accepted(&out.stored, out.observations.stored, out.observations.duplicates, missing))
+                }
                 Err(e) if e.is_client_error() => {
                     let dev_eui = frames.first().and_then(|f| DevEui::parse(&f.dev_eui).ok());
                     let fail = refuse(Refusal::Invalid, "not-storable", e.to_string(), dev_eui.as_ref());

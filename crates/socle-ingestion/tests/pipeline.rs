@@ -99,14 +99,18 @@ async fn decoding_paths_and_exactly_once(t: &TestStore) {
     let s = &t.store;
     setup(s, fill_mappings()).await;
     let p = Pipeline::new(s.clone(), PipelineConfig::default());
+    let mut committed = p.feed().reliable(16);
 
     // The network server's own decoding.
     let ok = p.ingest(cs("up", CS_UP)).await.unwrap();
+    let announced = committed.try_recv().expect("stored observations are announced");
+    assert_eq!(announced.len(), 2);
     assert_eq!((ok.outcome, ok.frames, ok.observations), (Outcome::Stored, 1, 2));
     assert_eq!(points(s, "fillingLevel").await, [("2025-03-12T07:41:05.118Z".parse().unwrap(), 19.0)]);
     // A ChirpStack retry: the same frame, nothing written.
     let again = p.ingest(cs("up", CS_UP)).await.unwrap();
     assert_eq!((again.outcome, again.duplicate, again.observations), (Outcome::Duplicate, true, 0));
+    assert!(committed.try_recv().is_err(), "a repeated frame is not announced again");
     // The same measurements from The Things Stack are another server's frame
     // (its own keys, its own reception instant): stored as such.
     let ttn = p.ingest(Input::new(a(), Source::Ttn, TTN_UP.to_vec())).await.unwrap();

@@ -17,6 +17,7 @@ use socle_domain::{
 
 mod accounts;
 mod devices;
+pub mod feed;
 pub mod migrate;
 pub mod postgres;
 mod postgres_accounts;
@@ -36,6 +37,7 @@ pub use devices::{
     HealthUpdate, NewDeadLetter, NewDevice, MAX_DEAD_LETTERS_PER_ORGANISATION,
 };
 pub use error::StoreError;
+pub use feed::{CommitFeed, Committed};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
