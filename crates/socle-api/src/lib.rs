@@ -103,6 +103,12 @@ pub fn route_table() -> Vec<RouteSpec> {
             Access::Staff,
             get(devices::get_one).put(devices::put).delete(devices::delete),
         ),
+        spec(
+            "/api/v1/devices/{devEui}/downlinks",
+            GET_POST,
+            Access::Staff,
+            get(devices::downlinks).post(devices::send_downlink),
+        ),
         spec("/api/v1/dead-letters", GET, Access::Staff, get(devices::dead_letters)),
         spec("/api/v1/dead-letters/{id}", GET, Access::Staff, get(devices::dead_letter)),
         spec("/api/v1/dead-letters/{id}/replay", POST, Access::Staff, post(devices::replay)),

@@ -40,6 +40,8 @@ use crate::routes;
         routes::devices::dead_letters,
         routes::devices::dead_letter,
         routes::devices::replay,
+        routes::devices::downlinks,
+        routes::devices::send_downlink,
     ),
     modifiers(&BearerAuth),
     tags(

@@ -542,10 +542,36 @@ async fn devices_api_and_import(t: TestStore) {
         app.send("DELETE", "/api/v1/devices/0000000000000010", admin, Vec::new()).await.0,
         StatusCode::NOT_FOUND
     );
+    // Downlinks: queued (202) with Socle's id, bad commands refused with the reason, listed newest first.
+    let path = format!("/api/v1/devices/{EUI_A}/downlinks");
+    let command = json!({"fPort": 10, "hex": "01ff", "confirmed": true}).to_string();
+    let (status, queued) = app.send("POST", &path, admin, command).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!((queued["status"].as_str(), queued["data"].as_str()), (Some("queued"), Some("Af8=")));
+    for (bad, expected) in [
+        (json!({"fPort": 0, "data": "AQ=="}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"fPort": 10, "hex": "00".repeat(223)}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"fPort": 10, "hex": "01", "data": "AQ=="}), StatusCode::BAD_REQUEST),
+        (json!({"fPort": 10, "hex": "zz"}), StatusCode::BAD_REQUEST),
+        (json!({"fPort": 300, "hex": "01"}), StatusCode::BAD_REQUEST),
+        (json!({"fPort": 10, "hex": "01", "priority": "high"}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, problem) = app.send("POST", &path, admin, bad.to_string()).await;
+        assert_eq!(status, expected, "{bad} → {problem}");
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{problem}");
+    }
+    let (status, list) = app.send("GET", &path, admin, Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["items"][0]["id"], queued["id"]);
+    let foreign = format!("/api/v1/devices/{EUI_B}/downlinks");
+    let (status, _) = app.send("POST", &foreign, admin, json!({"fPort": 1, "hex": "01"}).to_string()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // Every change is in the audit trail.
     let audit = app.get("/api/v1/audit").await;
     let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    for action in ["device.upsert", "device.import", "device.delete"] {
+    for action in ["device.upsert", "device.import", "device.delete", "downlink.queue"] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
 }

@@ -856,6 +856,28 @@ mod ingestion {
                 let (status, _) = request(base, Method::DELETE, "/api/v1/devices/00000000000000ff", caller, None).await;
                 assert_eq!(status, if staff { StatusCode::NOT_FOUND } else { refused(caller) }, "{name} DELETE absent");
             }
+            "/api/v1/devices/{devEui}/downlinks" => {
+                for (commune, eui) in [("a", EUI_A), ("b", EUI_B)] {
+                    let path = format!("/api/v1/devices/{eui}/downlinks");
+                    let hidden = if staff { StatusCode::NOT_FOUND } else { refused(caller) };
+                    let (status, text) = request(base, Method::GET, &path, caller, None).await;
+                    let expected = if reads.contains(&commune) { StatusCode::OK } else { hidden };
+                    assert_eq!(status, expected, "{name} GET {path}: {text}");
+                    let command = r#"{"fPort": 10, "hex": "01ff", "confirmed": true}"#.to_owned();
+                    let (status, text) = request(base, Method::POST, &path, caller, Some(command)).await;
+                    let expected = if writes.contains(&commune) {
+                        StatusCode::ACCEPTED
+                    } else if reads.contains(&commune) {
+                        StatusCode::FORBIDDEN
+                    } else {
+                        hidden
+                    };
+                    assert_eq!(status, expected, "{name} POST {path}: {text}");
+                    if !reads.contains(&commune) {
+                        assert!(!text.contains("01ff") && !text.contains("AwE"), "{name}: {text}");
+                    }
+                }
+            }
             "/api/v1/dead-letters" => {
                 let (status, text) = request(base, Method::GET, route.path, caller, None).await;
                 if !staff {

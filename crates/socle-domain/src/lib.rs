@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod account;
+pub mod downlink;
 pub mod entity;
 pub mod error;
 pub mod geo;
@@ -15,6 +16,7 @@ pub mod series;
 
 pub use access::{Audience, Email, Reach, Role, TokenScope, Visibility};
 pub use account::{ApiToken, AuditEntry, Credentials, Membership, TokenKind, User, UserId};
+pub use downlink::DownlinkStatus;
 pub use entity::{Attribute, AttributeName, Entity, EntityFilter, EntityId, EntityType, UnitCode};
 pub use error::DomainError;
 pub use geo::{BBox, Geometry};

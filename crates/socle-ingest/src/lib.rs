@@ -18,6 +18,7 @@
 pub mod chirpstack;
 pub mod codec;
 pub mod device;
+pub mod downlink;
 mod error;
 pub mod event;
 pub mod expr;

@@ -21,12 +21,14 @@
 //! longer than [`PipelineConfig::queue_wait`], the next one is refused with
 //! `Overloaded` and a retry delay, never dropped.
 
+pub mod downlinks;
 pub mod mqtt;
 mod outcome;
 mod pipeline;
 pub mod registry;
 mod source;
 
+pub use downlinks::{DownlinkRefused, DownlinkRequest, DownlinkSender};
 pub use outcome::{Accepted, Outcome, Refusal, Rejection};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use source::{Input, Source};

@@ -10,7 +10,7 @@ use socle_mqtt::{Handler, Message, Retry, Subscription};
 use crate::{Input, Pipeline, Source};
 
 /// The kind of network server publishing on the broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     /// ChirpStack v4: `application/{app}/device/{devEui}/event/{type}`.
@@ -26,8 +26,17 @@ impl Network {
     pub fn default_topics(self) -> Vec<String> {
         match self {
             Self::Chirpstack => vec!["application/+/device/+/event/+".into()],
-            Self::Ttn => vec!["v3/+/devices/+/up".into()],
+            // Uplinks, and what becomes of the downlinks Socle sends.
+            Self::Ttn => vec!["v3/+/devices/+/up".into(), "v3/+/devices/+/down/+".into()],
             Self::Generic => vec!["socle/+/up".into()],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chirpstack => "ChirpStack",
+            Self::Ttn => "The Things Stack",
+            Self::Generic => "generic MQTT",
         }
     }
 

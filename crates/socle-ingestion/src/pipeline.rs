@@ -1,21 +1,25 @@
 //! The pipeline itself: parse, find the device, decode, map, store.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use socle_domain::{Entity, Observation, OrganisationId};
+use socle_ingest::downlink::{self, from_ttn as ttn_down, DownlinkUpdate};
 use socle_ingest::mapping::{self, FieldProblem};
 use socle_ingest::{
     chirpstack, generic, ttn, Codec, CodecLimits, DevEui, DeviceKey, IngestError, MappingContext, NetworkEvent, Uplink,
     UplinkInput, MAX_BODY_BYTES,
 };
 use socle_storage::{
-    CommitFeed, DeadLetter, DeviceRecord, DynStore, FrameWrite, FramesOutcome, HealthUpdate, NewDeadLetter, StoreError,
+    CommitFeed, DeadLetter, DeviceRecord, DeviceRoute, Downlink, DownlinkChange, DynStore, FrameWrite, FramesOutcome,
+    HealthUpdate, NewDeadLetter, NewDownlink, StoreError,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::downlinks::{DownlinkRefused, DownlinkRequest};
 
 use crate::outcome::{Accepted, Outcome, Refusal, Rejection};
 use crate::registry;
@@ -65,6 +69,10 @@ struct Inner {
     permits: Arc<Semaphore>,
     /// Where committed observations are announced (alert rules, live pages).
     feed: CommitFeed,
+    /// Routes already recorded, so an uplink writes its device's route only when it changed.
+    routes: Mutex<HashMap<String, DeviceRoute>>,
+    /// Wakes the downlink sender when a downlink is queued.
+    downlinks_queued: Notify,
 }
 
 /// A failure before anything is committed.
@@ -85,9 +93,47 @@ impl From<StoreError> for Fail {
 
 /// What a body turns into once parsed, decoded and mapped: what to commit.
 enum Prepared {
-    Frames { frames: Vec<FrameWrite>, missing: Vec<String> },
-    Health { dev_eui: String, update: HealthUpdate },
+    Frames {
+        frames: Vec<FrameWrite>,
+        missing: Vec<String>,
+    },
+    Health {
+        dev_eui: String,
+        update: HealthUpdate,
+    },
+    /// News of a downlink Socle sent.
+    Downlink(DownlinkUpdate),
     Ignored,
+}
+
+fn ttn_downlink(body: &[u8]) -> Result<Prepared, Fail> {
+    Ok(ttn_down(body).map_err(parse_error)?.map_or(Prepared::Ignored, Prepared::Downlink))
+}
+
+/// How the device of an uplink can be reached for downlinks: through the
+/// network server that delivered it. The Things Stack's tenant is only in
+/// MQTT topics; a webhook uplink gives the application alone (enough on a
+/// single-tenant deployment).
+fn route_of(source: &Source, u: &Uplink, ttn_topic: Option<&ttn::Topic>) -> Option<DeviceRoute> {
+    match source {
+        Source::ChirpStack { .. } | Source::ChirpStackMqtt { .. } => {
+            Some(DeviceRoute { network: "chirpstack".into(), application: u.application_id.clone()?, device_id: None })
+        }
+        Source::TtnMqtt { .. } => ttn_topic.map(|t| DeviceRoute {
+            network: "ttn".into(),
+            application: match &t.tenant {
+                Some(tenant) => format!("{}@{tenant}", t.application_id),
+                None => t.application_id.clone(),
+            },
+            device_id: Some(t.device_id.clone()),
+        }),
+        Source::Ttn => Some(DeviceRoute {
+            network: "ttn".into(),
+            application: u.application_id.clone()?,
+            device_id: Some(u.device_name.clone()?),
+        }),
+        Source::Generic | Source::GenericMqtt { .. } => None,
+    }
 }
 
 fn parse_error(e: IngestError) -> Fail {
@@ -100,7 +146,17 @@ impl Pipeline {
     pub fn new(store: DynStore, config: PipelineConfig) -> Self {
         let codecs = socle_ingest::codec::builtins().into_iter().map(|c| (c.model().to_string(), c)).collect();
         let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
-        Self { inner: Arc::new(Inner { store, config, codecs, permits, feed: CommitFeed::new() }) }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                codecs,
+                permits,
+                feed: CommitFeed::new(),
+                routes: Mutex::default(),
+                downlinks_queued: Notify::new(),
+            }),
+        }
     }
 
     /// Announces committed observations on `feed` instead of a private one.
@@ -128,9 +184,57 @@ impl Pipeline {
             codecs: shared.codecs.clone(),
             permits: Arc::new(Semaphore::new(shared.config.max_concurrent.max(1))),
             feed: shared.feed.clone(),
+            routes: Mutex::default(),
+            downlinks_queued: Notify::new(),
         });
         change(&mut inner);
         Self { inner: Arc::new(inner) }
+    }
+
+    async fn learn_route(&self, eui: &DevEui, route: DeviceRoute) -> Result<(), Fail> {
+        let key = eui.to_string();
+        let known = self.inner.routes.lock().unwrap_or_else(PoisonError::into_inner).get(&key) == Some(&route);
+        if !known {
+            self.inner.store.set_device_route(&key, &route).await?;
+            self.inner.routes.lock().unwrap_or_else(PoisonError::into_inner).insert(key, route);
+        }
+        Ok(())
+    }
+
+    /// Queues a downlink for the sender; refused if the command is not valid
+    /// LoRaWAN or the device is not one of `organisation`'s.
+    pub async fn enqueue_downlink(&self, request: DownlinkRequest) -> Result<Downlink, DownlinkRefused> {
+        let eui = DevEui::parse(&request.dev_eui).map_err(|e| DownlinkRefused::Invalid(e.to_string()))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let command = downlink::Command::new(id, eui, request.f_port, request.data, request.confirmed)
+            .map_err(|e| DownlinkRefused::Invalid(e.to_string()))?;
+        let store = &self.inner.store;
+        match store.device(&eui.to_string()).await? {
+            Some(d) if d.device.organisation == request.organisation => {}
+            _ => return Err(DownlinkRefused::UnknownDevice),
+        }
+        let new = NewDownlink {
+            id: command.id,
+            organisation: request.organisation,
+            dev_eui: eui.to_string(),
+            f_port: command.f_port,
+            payload: command.data,
+            confirmed: command.confirmed,
+            requested_by: request.requested_by,
+            created_at: Utc::now(),
+        };
+        store.add_downlink(&new).await?;
+        self.inner.downlinks_queued.notify_one();
+        store.downlink(&new.id).await?.ok_or(DownlinkRefused::Store(StoreError::Corrupt("downlink vanished".into())))
+    }
+
+    /// Resolves when a downlink was queued since the last call (or `timeout` passed).
+    pub(crate) async fn downlink_queued(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.inner.downlinks_queued.notified()).await;
+    }
+
+    pub(crate) fn store(&self) -> &DynStore {
+        &self.inner.store
     }
 
     /// Announces the observations of the frames stored now (not the repeats).
@@ -320,6 +424,22 @@ impl Pipeline {
         let store = &self.inner.store;
         match prepared {
             Prepared::Ignored => Ok(Accepted::empty(Outcome::Ignored)),
+            Prepared::Downlink(u) => {
+                let change = DownlinkChange {
+                    id: u.id,
+                    organisation: Some(input.organisation.clone()),
+                    status: u.status,
+                    at: u.at,
+                    detail: u.detail,
+                    f_cnt_down: u.f_cnt_down,
+                };
+                // A downlink unknown here (sent from the network server's own
+                // console) or already further along is not an error.
+                match store.advance_downlink(&change).await {
+                    Ok(_) => Ok(Accepted::empty(Outcome::Recorded)),
+                    Err(e) => Err(self.unavailable(e)),
+                }
+            }
             Prepared::Health { dev_eui, update } => match store.update_device_health(&dev_eui, &update).await {
                 Ok(_) => Ok(Accepted::empty(Outcome::Recorded)),
                 Err(e) => Err(self.unavailable(e)),
@@ -347,14 +467,21 @@ impl Pipeline {
             }));
         }
         let body = &input.body;
-        let event = match &input.source {
-            Source::ChirpStack { event } => chirpstack::parse(event, body).map_err(parse_error)?,
-            Source::ChirpStackMqtt { topic } => chirpstack::parse_mqtt(topic, body).map_err(parse_error)?.1,
+        let (event, ttn_topic) = match &input.source {
+            Source::ChirpStack { event } => (chirpstack::parse(event, body).map_err(parse_error)?, None),
+            Source::ChirpStackMqtt { topic } => (chirpstack::parse_mqtt(topic, body).map_err(parse_error)?.1, None),
             Source::Ttn => match ttn::parse_uplink(body) {
+                Err(IngestError::NotAnUplink(kind)) if kind.starts_with("downlink_") => return ttn_downlink(body),
                 Err(IngestError::NotAnUplink(_)) => return Ok(Prepared::Ignored),
-                other => other.map_err(parse_error)?,
+                other => (other.map_err(parse_error)?, None),
             },
-            Source::TtnMqtt { topic } => ttn::parse_mqtt_uplink(topic, body).map_err(parse_error)?.1,
+            Source::TtnMqtt { topic } => {
+                if ttn::parse_topic(topic).map_err(parse_error)?.message.starts_with("down/") {
+                    return ttn_downlink(body);
+                }
+                let (topic, event) = ttn::parse_mqtt_uplink(topic, body).map_err(parse_error)?;
+                (event, Some(topic))
+            }
             Source::Generic | Source::GenericMqtt { .. } => {
                 let messages = generic::parse(body).map_err(parse_error)?;
                 return self.prepare_generic(input, messages).await;
@@ -364,6 +491,9 @@ impl Pipeline {
         match event {
             NetworkEvent::Uplink(u) => {
                 let device = self.device(org, u.dev_eui()).await?;
+                if let Some(route) = route_of(&input.source, &u, ttn_topic.as_ref()) {
+                    self.learn_route(u.dev_eui(), route).await?;
+                }
                 self.prepare_uplink(device, u).await
             }
             NetworkEvent::Status { dev_eui, time, battery_level, margin, .. } => {
@@ -379,10 +509,10 @@ impl Pipeline {
                     update: HealthUpdate { at: time, ..Default::default() },
                 })
             }
-            NetworkEvent::Ack { .. }
-            | NetworkEvent::TxAck { .. }
-            | NetworkEvent::Log { .. }
-            | NetworkEvent::Location { .. } => Ok(Prepared::Ignored),
+            NetworkEvent::Ack { .. } | NetworkEvent::TxAck { .. } => {
+                Ok(downlink::from_chirpstack(&event).map_or(Prepared::Ignored, Prepared::Downlink))
+            }
+            NetworkEvent::Log { .. } | NetworkEvent::Location { .. } => Ok(Prepared::Ignored),
         }
     }
 

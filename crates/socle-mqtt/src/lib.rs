@@ -14,8 +14,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+mod publisher;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+pub use publisher::{PublishError, Publisher};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;

@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use socle_domain::{EntityId, Observation, OrganisationId, Page, WriteOutcome};
+use socle_domain::{DownlinkStatus, EntityId, Observation, OrganisationId, Page, WriteOutcome};
 
 use crate::Result;
 
@@ -103,6 +103,61 @@ pub struct FramesOutcome {
     pub observations: WriteOutcome,
 }
 
+/// How a device is reached for downlinks, learnt from its uplinks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRoute {
+    /// `chirpstack` or `ttn`.
+    pub network: String,
+    /// ChirpStack application id, or The Things Stack `application[@tenant]`.
+    pub application: String,
+    /// The Things Stack device id (ChirpStack addresses devices by DevEUI).
+    pub device_id: Option<String>,
+}
+
+/// A downlink asked for by a person or a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDownlink {
+    /// A UUID, given to the network server so its events can be matched.
+    pub id: String,
+    pub organisation: OrganisationId,
+    pub dev_eui: String,
+    pub f_port: u8,
+    pub payload: Vec<u8>,
+    pub confirmed: bool,
+    /// `user:<id>` or `rule:<id>`: who asked.
+    pub requested_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored downlink and how far it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downlink {
+    pub downlink: NewDownlink,
+    pub status: DownlinkStatus,
+    pub detail: Option<String>,
+    pub f_cnt_down: Option<u32>,
+    /// When it reached each status (`None`: not reached).
+    pub sent_at: Option<DateTime<Utc>>,
+    pub transmitted_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// A step forward of a downlink. Applied only if its current status may
+/// precede `status` (see [`DownlinkStatus::may_follow`]) and, when
+/// `organisation` is given, only to a downlink of that organisation (a
+/// network-server event names a downlink by id; another organisation's
+/// token must not move it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownlinkChange {
+    pub id: String,
+    pub organisation: Option<OrganisationId>,
+    pub status: DownlinkStatus,
+    pub at: DateTime<Utc>,
+    pub detail: Option<String>,
+    pub f_cnt_down: Option<u32>,
+}
+
 /// Which devices to list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceFilter {
@@ -194,6 +249,19 @@ pub trait Devices: Send + Sync {
     async fn list_dead_letters(&self, filter: &DeadLetterFilter) -> Result<Page<DeadLetter>>;
     /// Returns whether the letter existed and was not already marked.
     async fn mark_dead_letter_replayed(&self, id: i64, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Records how the device is reached (replacing the previous route).
+    async fn set_device_route(&self, dev_eui: &str, route: &DeviceRoute) -> Result<()>;
+    async fn device_route(&self, dev_eui: &str) -> Result<Option<DeviceRoute>>;
+    /// Stores a downlink in status `queued`; fails if its device does not exist.
+    async fn add_downlink(&self, downlink: &NewDownlink) -> Result<()>;
+    async fn downlink(&self, id: &str) -> Result<Option<Downlink>>;
+    /// A device's downlinks, newest first.
+    async fn list_downlinks(&self, dev_eui: &str, limit: u32) -> Result<Vec<Downlink>>;
+    /// Downlinks still to hand to a network server, oldest first.
+    async fn queued_downlinks(&self, limit: u32) -> Result<Vec<Downlink>>;
+    /// Returns whether the change was applied.
+    async fn advance_downlink(&self, change: &DownlinkChange) -> Result<bool>;
 
     /// Forgets frame identities stored before `frames_before` (a retry or
     /// replay older than that is caught by the per-series duplicate guard

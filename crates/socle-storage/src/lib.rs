@@ -33,8 +33,9 @@ pub mod testing;
 mod error;
 pub use accounts::{Accounts, PendingOidcLogin, WebSession};
 pub use devices::{
-    DeadLetter, DeadLetterFilter, DeviceFilter, DeviceHealth, DeviceRecord, Devices, FrameWrite, FramesOutcome,
-    HealthUpdate, NewDeadLetter, NewDevice, MAX_DEAD_LETTERS_PER_ORGANISATION,
+    DeadLetter, DeadLetterFilter, DeviceFilter, DeviceHealth, DeviceRecord, DeviceRoute, Devices, Downlink,
+    DownlinkChange, FrameWrite, FramesOutcome, HealthUpdate, NewDeadLetter, NewDevice, NewDownlink,
+    MAX_DEAD_LETTERS_PER_ORGANISATION,
 };
 pub use error::StoreError;
 pub use feed::{CommitFeed, Committed};

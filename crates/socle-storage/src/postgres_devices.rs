@@ -11,11 +11,11 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Transaction};
 
 use crate::devices::{
-    DeadLetter, DeadLetterFilter, DeviceFilter, DeviceRecord, Devices, FrameWrite, FramesOutcome, HealthUpdate,
-    NewDeadLetter, NewDevice, MAX_DEAD_LETTERS_PER_ORGANISATION,
+    DeadLetter, DeadLetterFilter, DeviceFilter, DeviceRecord, DeviceRoute, Devices, Downlink, DownlinkChange,
+    FrameWrite, FramesOutcome, HealthUpdate, NewDeadLetter, NewDevice, NewDownlink, MAX_DEAD_LETTERS_PER_ORGANISATION,
 };
 use crate::postgres::{lock, write_in, PostgresStore};
-use crate::rows::{ms, RawDeadLetter, RawDevice};
+use crate::rows::{downlink_time_column, ms, RawDeadLetter, RawDevice, RawDownlink, DOWNLINK_COLUMNS};
 use crate::{Result, StoreError};
 
 const DEVICE_COLUMNS: &str = "dev_eui, name, model, organisation_id, entity_id, mappings, created_at, modified_at, \
@@ -41,6 +41,35 @@ fn raw_device(r: &Row) -> Result<RawDevice> {
         f_cnt: r.try_get(13)?,
         frames_received: r.try_get(14)?,
     })
+}
+
+fn raw_downlink(r: &Row) -> Result<Downlink> {
+    RawDownlink {
+        id: r.try_get(0)?,
+        organisation: r.try_get(1)?,
+        dev_eui: r.try_get(2)?,
+        f_port: r.try_get(3)?,
+        payload: r.try_get(4)?,
+        confirmed: r.try_get(5)?,
+        requested_by: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+        status: r.try_get(8)?,
+        detail: r.try_get(9)?,
+        f_cnt_down: r.try_get(10)?,
+        sent_at: r.try_get(11)?,
+        transmitted_at: r.try_get(12)?,
+        acknowledged_at: r.try_get(13)?,
+        failed_at: r.try_get(14)?,
+    }
+    .parse()
+}
+
+impl PostgresStore {
+    async fn downlinks(&self, rest: &str, args: &[&(dyn ToSql + Sync)]) -> Result<Vec<Downlink>> {
+        let client = self.client().await?;
+        let rows = client.query(&format!("SELECT {DOWNLINK_COLUMNS} FROM downlinks {rest}"), args).await?;
+        rows.iter().map(raw_downlink).collect()
+    }
 }
 
 fn raw_letter(r: &Row, with_body: bool) -> Result<RawDeadLetter> {
@@ -333,6 +362,89 @@ impl Devices for PostgresStore {
             .execute("UPDATE dead_letters SET replayed_at = $2 WHERE id = $1 AND replayed_at IS NULL", &[&id, &ms(at)])
             .await?
             == 1)
+    }
+
+    async fn set_device_route(&self, dev_eui: &str, route: &DeviceRoute) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO device_routes (dev_eui, network, application, device_id, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dev_eui) DO UPDATE SET network = excluded.network, \
+                 application = excluded.application, device_id = excluded.device_id, updated_at = excluded.updated_at",
+                &[&dev_eui, &route.network, &route.application, &route.device_id, &ms(Utc::now())],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn device_route(&self, dev_eui: &str) -> Result<Option<DeviceRoute>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT network, application, device_id FROM device_routes WHERE dev_eui = $1", &[&dev_eui])
+            .await?;
+        row.map(|r| Ok(DeviceRoute { network: r.try_get(0)?, application: r.try_get(1)?, device_id: r.try_get(2)? }))
+            .transpose()
+    }
+
+    async fn add_downlink(&self, d: &NewDownlink) -> Result<()> {
+        let client = self.client().await?;
+        let added = client
+            .execute(
+                "INSERT INTO downlinks (id, organisation_id, dev_eui, f_port, payload, confirmed, requested_by, \
+                 created_at, status) SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'queued' \
+                 WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $3)",
+                &[
+                    &d.id,
+                    &d.organisation.as_str(),
+                    &d.dev_eui,
+                    &i64::from(d.f_port),
+                    &d.payload,
+                    &d.confirmed,
+                    &d.requested_by,
+                    &ms(d.created_at),
+                ],
+            )
+            .await;
+        match added {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(StoreError::Conflict(format!("device {} does not exist", d.dev_eui))),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Conflict(format!("downlink {} exists", d.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn downlink(&self, id: &str) -> Result<Option<Downlink>> {
+        Ok(self.downlinks("WHERE id = $1", &[&id]).await?.pop())
+    }
+
+    async fn list_downlinks(&self, dev_eui: &str, limit: u32) -> Result<Vec<Downlink>> {
+        self.downlinks("WHERE dev_eui = $1 ORDER BY created_at DESC, id LIMIT $2", &[&dev_eui, &i64::from(limit)]).await
+    }
+
+    async fn queued_downlinks(&self, limit: u32) -> Result<Vec<Downlink>> {
+        self.downlinks("WHERE status = 'queued' ORDER BY created_at, id LIMIT $1", &[&i64::from(limit)]).await
+    }
+
+    async fn advance_downlink(&self, ch: &DownlinkChange) -> Result<bool> {
+        let earlier: Vec<&str> = ch.status.may_follow().iter().map(|s| s.as_str()).collect();
+        if earlier.is_empty() {
+            return Ok(false);
+        }
+        let sql = format!(
+            "UPDATE downlinks SET status = $2, {time} = $3, detail = COALESCE($4, detail), \
+             f_cnt_down = COALESCE($5, f_cnt_down) \
+             WHERE id = $1 AND status = ANY($7) AND ($6::text IS NULL OR organisation_id = $6)",
+            time = downlink_time_column(ch.status),
+        );
+        let org = ch.organisation.as_ref().map(|o| o.as_str().to_owned());
+        let f_cnt = ch.f_cnt_down.map(i64::from);
+        let client = self.client().await?;
+        let n = client
+            .execute(&sql, &[&ch.id, &ch.status.as_str(), &ms(ch.at), &ch.detail, &f_cnt, &org, &earlier])
+            .await?;
+        Ok(n == 1)
     }
 
     async fn purge_ingestion(&self, frames_before: DateTime<Utc>, dead_letters_before: DateTime<Utc>) -> Result<u64> {

@@ -393,3 +393,63 @@ impl RawDeadLetter {
         })
     }
 }
+
+/// Columns of a downlink, in this order, for both backends.
+pub const DOWNLINK_COLUMNS: &str =
+    "id, organisation_id, dev_eui, f_port, payload, confirmed, requested_by, created_at, \
+     status, detail, f_cnt_down, sent_at, transmitted_at, acknowledged_at, failed_at";
+
+pub struct RawDownlink {
+    pub id: String,
+    pub organisation: String,
+    pub dev_eui: String,
+    pub f_port: i64,
+    pub payload: Vec<u8>,
+    pub confirmed: bool,
+    pub requested_by: Option<String>,
+    pub created_at: i64,
+    pub status: String,
+    pub detail: Option<String>,
+    pub f_cnt_down: Option<i64>,
+    pub sent_at: Option<i64>,
+    pub transmitted_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    pub failed_at: Option<i64>,
+}
+
+impl RawDownlink {
+    pub fn parse(self) -> Result<crate::Downlink> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("{what} of downlink {}", self.id));
+        Ok(crate::Downlink {
+            status: socle_domain::DownlinkStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            detail: self.detail.clone(),
+            f_cnt_down: self.f_cnt_down.and_then(|f| u32::try_from(f).ok()),
+            sent_at: self.sent_at.map(from_ms).transpose()?,
+            transmitted_at: self.transmitted_at.map(from_ms).transpose()?,
+            acknowledged_at: self.acknowledged_at.map(from_ms).transpose()?,
+            failed_at: self.failed_at.map(from_ms).transpose()?,
+            downlink: crate::NewDownlink {
+                organisation: OrganisationId::parse(&self.organisation).map_err(|_| corrupt("organisation"))?,
+                f_port: u8::try_from(self.f_port).map_err(|_| corrupt("fPort"))?,
+                created_at: from_ms(self.created_at)?,
+                id: self.id,
+                dev_eui: self.dev_eui,
+                payload: self.payload,
+                confirmed: self.confirmed,
+                requested_by: self.requested_by,
+            },
+        })
+    }
+}
+
+/// The column recording when a downlink reached `status`.
+pub fn downlink_time_column(status: socle_domain::DownlinkStatus) -> &'static str {
+    use socle_domain::DownlinkStatus::*;
+    match status {
+        Queued => "created_at",
+        Sent => "sent_at",
+        Transmitted => "transmitted_at",
+        Acknowledged => "acknowledged_at",
+        Failed => "failed_at",
+    }
+}

@@ -8,10 +8,10 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use socle_domain::{OrganisationId, Page};
 
 use crate::devices::{
-    DeadLetter, DeadLetterFilter, DeviceFilter, DeviceRecord, Devices, FrameWrite, FramesOutcome, HealthUpdate,
-    NewDeadLetter, NewDevice, MAX_DEAD_LETTERS_PER_ORGANISATION,
+    DeadLetter, DeadLetterFilter, DeviceFilter, DeviceRecord, DeviceRoute, Devices, Downlink, DownlinkChange,
+    FrameWrite, FramesOutcome, HealthUpdate, NewDeadLetter, NewDevice, NewDownlink, MAX_DEAD_LETTERS_PER_ORGANISATION,
 };
-use crate::rows::{ms, RawDeadLetter, RawDevice};
+use crate::rows::{downlink_time_column, ms, RawDeadLetter, RawDevice, RawDownlink, DOWNLINK_COLUMNS};
 use crate::sqlite::{is_unique_violation, lock, write_in, SqliteStore};
 use crate::{Result, StoreError};
 
@@ -54,6 +54,32 @@ fn raw_letter(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDeadLetter> {
         replayed_at: r.get(9)?,
         body: Vec::new(),
     })
+}
+
+fn raw_downlink(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDownlink> {
+    Ok(RawDownlink {
+        id: r.get(0)?,
+        organisation: r.get(1)?,
+        dev_eui: r.get(2)?,
+        f_port: r.get(3)?,
+        payload: r.get(4)?,
+        confirmed: r.get(5)?,
+        requested_by: r.get(6)?,
+        created_at: r.get(7)?,
+        status: r.get(8)?,
+        detail: r.get(9)?,
+        f_cnt_down: r.get(10)?,
+        sent_at: r.get(11)?,
+        transmitted_at: r.get(12)?,
+        acknowledged_at: r.get(13)?,
+        failed_at: r.get(14)?,
+    })
+}
+
+fn downlinks(conn: &Connection, rest: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Downlink>> {
+    let sql = format!("SELECT {DOWNLINK_COLUMNS} FROM downlinks {rest}");
+    let rows = conn.prepare_cached(&sql)?.query_map(args, raw_downlink)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(RawDownlink::parse).collect()
 }
 
 fn one_device(conn: &Connection, where_clause: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Option<DeviceRecord>> {
@@ -355,6 +381,95 @@ impl Devices for SqliteStore {
                 "UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1 AND replayed_at IS NULL",
                 params![id, ms(at)],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn set_device_route(&self, dev_eui: &str, route: &DeviceRoute) -> Result<()> {
+        let (eui, r, now) = (dev_eui.to_owned(), route.clone(), ms(Utc::now()));
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO device_routes (dev_eui, network, application, device_id, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (dev_eui) DO UPDATE SET network = excluded.network, \
+                 application = excluded.application, device_id = excluded.device_id, updated_at = excluded.updated_at",
+                params![eui, r.network, r.application, r.device_id, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn device_route(&self, dev_eui: &str) -> Result<Option<DeviceRoute>> {
+        let eui = dev_eui.to_owned();
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT network, application, device_id FROM device_routes WHERE dev_eui = ?1")?
+                .query_row([eui], |r| {
+                    Ok(DeviceRoute { network: r.get(0)?, application: r.get(1)?, device_id: r.get(2)? })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn add_downlink(&self, d: &NewDownlink) -> Result<()> {
+        let d = d.clone();
+        self.write(move |c| {
+            let added = c.execute(
+                "INSERT INTO downlinks (id, organisation_id, dev_eui, f_port, payload, confirmed, requested_by, \
+                 created_at, status) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued' \
+                 WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = ?3)",
+                params![
+                    d.id,
+                    d.organisation.as_str(),
+                    d.dev_eui,
+                    d.f_port,
+                    d.payload,
+                    d.confirmed,
+                    d.requested_by,
+                    ms(d.created_at)
+                ],
+            );
+            match added {
+                Ok(1) => Ok(()),
+                Ok(_) => Err(StoreError::Conflict(format!("device {} does not exist", d.dev_eui))),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("downlink {} exists", d.id))),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn downlink(&self, id: &str) -> Result<Option<Downlink>> {
+        let id = id.to_owned();
+        self.read(move |c| Ok(downlinks(c, "WHERE id = ?1", &[&id])?.pop())).await
+    }
+
+    async fn list_downlinks(&self, dev_eui: &str, limit: u32) -> Result<Vec<Downlink>> {
+        let eui = dev_eui.to_owned();
+        self.read(move |c| downlinks(c, "WHERE dev_eui = ?1 ORDER BY created_at DESC, id LIMIT ?2", &[&eui, &limit]))
+            .await
+    }
+
+    async fn queued_downlinks(&self, limit: u32) -> Result<Vec<Downlink>> {
+        self.read(move |c| downlinks(c, "WHERE status = 'queued' ORDER BY created_at, id LIMIT ?1", &[&limit])).await
+    }
+
+    async fn advance_downlink(&self, change: &DownlinkChange) -> Result<bool> {
+        let ch = change.clone();
+        self.write(move |c| {
+            let earlier: Vec<String> = ch.status.may_follow().iter().map(|s| format!("'{}'", s.as_str())).collect();
+            if earlier.is_empty() {
+                return Ok(false);
+            }
+            let sql = format!(
+                "UPDATE downlinks SET status = ?2, {time} = ?3, detail = COALESCE(?4, detail), \
+                 f_cnt_down = COALESCE(?5, f_cnt_down) \
+                 WHERE id = ?1 AND status IN ({earlier}) AND (?6 IS NULL OR organisation_id = ?6)",
+                time = downlink_time_column(ch.status),
+                earlier = earlier.join(", "),
+            );
+            let org = ch.organisation.as_ref().map(|o| o.as_str().to_owned());
+            Ok(c.execute(&sql, params![ch.id, ch.status.as_str(), ms(ch.at), ch.detail, ch.f_cnt_down, org])? == 1)
         })
         .await
     }

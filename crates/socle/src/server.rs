@@ -56,6 +56,20 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
         config.ingestion.clone(),
         shutdown.clone(),
     ));
+    // Downlinks leave through the brokers the uplinks come from: one
+    // publishing connection beside each ChirpStack or TTN subscription.
+    let mut downlinks = socle_ingestion::DownlinkSender::new(pipeline.clone());
+    for (subscription, organisation, network) in &subscriptions {
+        if *network != socle_ingestion::mqtt::Network::Generic {
+            let publisher = socle_mqtt::Publisher::start(subscription);
+            downlinks = downlinks.with_publisher(organisation.clone(), *network, publisher);
+        }
+    }
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        downlinks.run(stop.cancelled_owned()).await;
+        Ok(())
+    });
     for (subscription, organisation, network) in subscriptions {
         let ingest = socle_ingestion::mqtt::MqttIngest { pipeline: pipeline.clone(), organisation, network };
         let stop = shutdown.clone();

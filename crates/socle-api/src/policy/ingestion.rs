@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use socle_domain::{OrganisationId, Page, Role, TokenScope};
 use socle_ingest::{DevEui, Device};
-use socle_ingestion::{registry, Accepted, Input, Pipeline, Rejection, Source};
-use socle_storage::{DeadLetter, DeadLetterFilter, DeviceFilter, DeviceRecord, StoreError};
+use socle_ingestion::{registry, Accepted, DownlinkRefused, DownlinkRequest, Input, Pipeline, Rejection, Source};
+use socle_storage::{DeadLetter, DeadLetterFilter, DeviceFilter, DeviceRecord, Downlink, StoreError};
 
 use super::{AppState, Caller, Principal, Scoped};
 
@@ -128,6 +128,44 @@ impl Scoped {
 
     pub async fn device(&self, eui: &DevEui) -> Result<Option<DeviceRecord>, StoreError> {
         Ok(self.store.device(&eui.to_string()).await?.filter(|d| self.may_read(&d.device.organisation)))
+    }
+
+    /// A device's downlinks, newest first; `None` if the device is not visible.
+    pub async fn downlinks(&self, eui: &DevEui, limit: u32) -> Result<Option<Vec<Downlink>>, StoreError> {
+        if self.device(eui).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.store.list_downlinks(&eui.to_string(), limit).await?))
+    }
+
+    /// Queues a command for a device the caller manages with a `write` scope.
+    pub async fn send_downlink(
+        &self,
+        eui: &DevEui,
+        f_port: u8,
+        data: Vec<u8>,
+        confirmed: bool,
+    ) -> Result<Downlink, ManageError> {
+        let Some(device) = self.device(eui).await? else { return Err(ManageError::NotFound) };
+        let organisation = device.device.organisation;
+        self.check_write(&organisation)?;
+        let size = data.len();
+        let request = DownlinkRequest {
+            organisation: organisation.clone(),
+            dev_eui: eui.to_string(),
+            f_port,
+            data,
+            confirmed,
+            requested_by: Some(self.caller.actor()),
+        };
+        let queued = self.ingestion.enqueue_downlink(request).await.map_err(|e| match e {
+            DownlinkRefused::Invalid(why) => ManageError::Invalid(why),
+            DownlinkRefused::UnknownDevice => ManageError::NotFound,
+            DownlinkRefused::Store(e) => ManageError::Store(e),
+        })?;
+        let detail = format!("downlink {}: fPort {f_port}, {size} bytes, confirmed {confirmed}", queued.downlink.id);
+        self.audit(Some(organisation), "downlink.queue", &format!("device:{eui}"), &detail).await?;
+        Ok(queued)
     }
 
     /// Creates (`create_only`) or replaces a device. The caller must manage,

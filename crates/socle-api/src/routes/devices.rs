@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use socle_domain::OrganisationId;
 use socle_ingest::{DevEui, Device};
-use socle_storage::{DeadLetter, DeadLetterFilter, DeviceRecord};
+use socle_storage::{DeadLetter, DeadLetterFilter, DeviceRecord, Downlink};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::i18n::Lang;
@@ -582,5 +582,157 @@ pub async fn replay(State(state): State<AppState>, caller: Caller, lang: Lang, A
         Ok(Err(rejection)) => rejection_response(lang, rejection),
         Err(ManageError::NotFound) => no_letter(lang, id).into_response(),
         Err(e) => manage_problem(lang, e, &format!("dead letter {id}")).into_response(),
+    }
+}
+
+/// Largest downlink request accepted (JSON); the payload itself is at most 222 bytes.
+const MAX_DOWNLINK_BYTES: usize = 4096;
+
+/// A command for a device: `data` (base64) or `hex`, not both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownlinkInput {
+    /// LoRaWAN application port, 1 to 223.
+    pub f_port: u8,
+    /// Payload in base64.
+    pub data: Option<String>,
+    /// Payload in hexadecimal.
+    pub hex: Option<String>,
+    /// Ask the device to acknowledge (it does so with its next uplink).
+    #[serde(default)]
+    pub confirmed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DownlinkDto {
+    /// Also the network server's queue item id (ChirpStack) or correlation id `socle:downlink:{id}` (TTN).
+    pub id: String,
+    pub dev_eui: String,
+    pub f_port: u8,
+    /// Payload in base64.
+    pub data: String,
+    pub confirmed: bool,
+    /// `queued`, `sent` (the network server's broker has it), `transmitted` (a gateway sent it),
+    /// `acknowledged` (the device confirmed), `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub detail: Option<String>,
+    pub f_cnt_down: Option<u32>,
+    pub requested_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub transmitted_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+impl From<Downlink> for DownlinkDto {
+    fn from(d: Downlink) -> Self {
+        use base64::Engine as _;
+        let n = d.downlink;
+        Self {
+            id: n.id,
+            dev_eui: n.dev_eui,
+            f_port: n.f_port,
+            data: base64::engine::general_purpose::STANDARD.encode(&n.payload),
+            confirmed: n.confirmed,
+            status: d.status.as_str().into(),
+            detail: d.detail,
+            f_cnt_down: d.f_cnt_down,
+            requested_by: n.requested_by,
+            created_at: n.created_at,
+            sent_at: d.sent_at,
+            transmitted_at: d.transmitted_at,
+            acknowledged_at: d.acknowledged_at,
+            failed_at: d.failed_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownlinkList {
+    pub items: Vec<DownlinkDto>,
+}
+
+fn bad_downlink(lang: Lang, fr: String, en: String) -> Problem {
+    Problem::bad_request(lang, "invalid-downlink", fr, en)
+}
+
+async fn read_downlink(lang: Lang, headers: &HeaderMap, body: Body) -> ApiResult<(DownlinkInput, Vec<u8>)> {
+    use base64::Engine as _;
+    let bytes = match read_limited(headers, body, MAX_DOWNLINK_BYTES, 0).await {
+        Read::Whole(b) => b,
+        Read::TooLarge { .. } | Read::Broken => {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                lang,
+                ("Corps trop volumineux", "Body too large"),
+                lang.pick(
+                    format!("Une commande fait au plus {MAX_DOWNLINK_BYTES} octets."),
+                    format!("A command is at most {MAX_DOWNLINK_BYTES} bytes."),
+                ),
+            ))
+        }
+    };
+    let input: DownlinkInput = serde_json::from_slice(&bytes)
+        .map_err(|e| bad_downlink(lang, format!("Commande illisible : {e}."), format!("Unreadable command: {e}.")))?;
+    let data = match (&input.data, &input.hex) {
+        (Some(b64), None) => base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| e.to_string()),
+        (None, Some(h)) => hex::decode(h.trim()).map_err(|e| e.to_string()),
+        _ => Err("give the payload as `data` (base64) or `hex`, exactly one of them".to_owned()),
+    }
+    .map_err(|e| bad_downlink(lang, format!("Charge utile invalide : {e}."), format!("Invalid payload: {e}.")))?;
+    Ok((input, data))
+}
+
+/// The commands sent to a device, newest first (at most 100).
+#[utoipa::path(get, path = "/api/v1/devices/{devEui}/downlinks", tag = "devices",
+    params(("devEui" = String, Path, description = "DevEUI, 16 hexadecimal digits")), security(("bearer" = [])),
+    responses((status = 200, body = DownlinkList),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn downlinks(
+    State(state): State<AppState>,
+    caller: Caller,
+    lang: Lang,
+    ApiPath(eui): ApiPath<String>,
+) -> ApiResult<Json<DownlinkList>> {
+    let parsed = parse_eui(lang, &eui)?;
+    match state.scoped(&caller).downlinks(&parsed, 100).await.map_err(|e| Problem::from_store(lang, e))? {
+        Some(list) => Ok(Json(DownlinkList { items: list.into_iter().map(Into::into).collect() })),
+        None => Err(no_device(lang, &eui)),
+    }
+}
+
+/// Queues a command for the device, sent through its network server (ChirpStack `command/down`, The Things
+/// Stack `down/push`, over the MQTT connection configured for the organisation); its status then follows the
+/// network server's events. Answers 202 with the queued downlink.
+#[utoipa::path(post, path = "/api/v1/devices/{devEui}/downlinks", tag = "devices", request_body = DownlinkInput,
+    params(("devEui" = String, Path, description = "DevEUI, 16 hexadecimal digits")), security(("bearer" = [])),
+    responses((status = 202, body = DownlinkDto),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn send_downlink(
+    State(state): State<AppState>,
+    caller: Caller,
+    lang: Lang,
+    ApiPath(eui): ApiPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<DownlinkDto>)> {
+    let parsed = parse_eui(lang, &eui)?;
+    let (input, data) = read_downlink(lang, &headers, body).await?;
+    match state.scoped(&caller).send_downlink(&parsed, input.f_port, data, input.confirmed).await {
+        Ok(d) => Ok((StatusCode::ACCEPTED, Json(d.into()))),
+        Err(ManageError::NotFound) => Err(no_device(lang, &eui)),
+        Err(e) => Err(manage_problem(lang, e, &format!("device {eui}"))),
     }
 }
