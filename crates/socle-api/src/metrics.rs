@@ -30,8 +30,18 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IngestLabels {
+    /// `chirpstack`, `chirpstack-mqtt`, `ttn`, `ttn-mqtt`, `generic`, `generic-mqtt`.
+    pub source: String,
+    /// `stored`, `duplicate`, `recorded`, `ignored`, or the refusal's code
+    /// (`unknown-device`, `invalid-json`, `overloaded`…): a bounded set.
+    pub result: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
+    pub ingested: Family<IngestLabels, Counter>,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub observations_written: Counter,
@@ -50,6 +60,8 @@ impl Default for Metrics {
             Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
         });
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
+        let ingested = Family::<IngestLabels, Counter>::default();
+        registry.register("ingest_bodies", "Bodies received by ingestion (HTTP and MQTT), by result", ingested.clone());
         let observations_written = Counter::default();
         registry.register("observations_written", "Observations stored", observations_written.clone());
         let observations_duplicate = Counter::default();
@@ -66,6 +78,7 @@ impl Default for Metrics {
         registry.register("series", "Time series stored", series.clone());
         Self {
             registry,
+            ingested,
             requests,
             latency,
             observations_written,
@@ -81,6 +94,25 @@ impl Metrics {
     pub fn record_write(&self, outcome: socle_domain::WriteOutcome) {
         self.observations_written.inc_by(outcome.stored);
         self.observations_duplicate.inc_by(outcome.duplicates);
+    }
+}
+
+/// Ingestion results, whichever way the body came (HTTP, MQTT).
+pub struct IngestMetrics(pub std::sync::Arc<Metrics>);
+
+impl socle_ingestion::IngestObserver for IngestMetrics {
+    fn observed(&self, source: &'static str, result: &Result<socle_ingestion::Accepted, socle_ingestion::Rejection>) {
+        let label = match result {
+            Ok(a) => a.outcome.as_str(),
+            Err(r) => r.code(),
+        };
+        self.0.ingested.get_or_create(&IngestLabels { source: source.into(), result: label.into() }).inc();
+        if let Ok(a) = result {
+            self.0.record_write(socle_domain::WriteOutcome {
+                stored: a.observations,
+                duplicates: a.duplicate_observations,
+            });
+        }
     }
 }
 

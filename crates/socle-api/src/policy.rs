@@ -58,13 +58,15 @@ impl AppState {
 
     /// Fails when the settings cannot work (an SMTP relay or issuer that is not a valid name or URL).
     pub fn with_settings(store: DynStore, settings: WebSettings) -> Result<Self, String> {
-        Ok(Self {
-            ingestion: socle_ingestion::Pipeline::new(store.clone(), socle_ingestion::PipelineConfig::default()),
+        let pipeline = socle_ingestion::Pipeline::new(store.clone(), socle_ingestion::PipelineConfig::default());
+        let state = Self {
+            ingestion: pipeline.clone(),
             store,
             metrics: Arc::new(Metrics::default()),
             limits: Arc::new(Limits::default()),
             web: Arc::new(WebContext::new(settings)?),
-        })
+        };
+        Ok(state.with_pipeline(pipeline))
     }
 
     /// Accounts only (users, sessions, resets, OpenID links), for the modules

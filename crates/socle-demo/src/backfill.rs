@@ -49,8 +49,13 @@ pub async fn setup(store: &DynStore, now: DateTime<Utc>) -> anyhow::Result<Terri
     for chunk in entities.chunks(ENTITY_CHUNK) {
         store.upsert_entities(chunk).await.context("creating the demo entities")?;
     }
+    let devices: Vec<_> = territory.devices().into_iter().map(|d| d.device).collect();
+    for chunk in devices.chunks(ENTITY_CHUNK) {
+        store.upsert_devices(chunk).await.context("registering the demo devices")?;
+    }
     info!(
         %anchor,
+        devices = devices.len(),
         organisations = territory.organisations.len(),
         entities = entities.len(),
         series = territory.series.len(),

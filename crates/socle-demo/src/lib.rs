@@ -27,6 +27,7 @@ mod backfill;
 mod buildings;
 mod calendar;
 mod communes;
+mod devices;
 mod lighting;
 mod live;
 mod names;
@@ -41,6 +42,7 @@ mod water;
 mod weather;
 
 pub use backfill::{backfill, setup, BackfillReport, ANCHOR_KEY};
+pub use devices::{application_id, uplinks, DemoDevice};
 pub use live::{run_live, LiveGenerator, LiveReport, ObservationSink};
 pub use scenario::{Scenario, RENOVATION_SAVINGS};
 pub use series::{Cadence, SeriesSpec};

@@ -29,6 +29,6 @@ pub mod registry;
 mod source;
 
 pub use downlinks::{DownlinkRefused, DownlinkRequest, DownlinkSender};
-pub use outcome::{Accepted, Outcome, Refusal, Rejection};
+pub use outcome::{Accepted, IngestObserver, Outcome, Refusal, Rejection};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use source::{Input, Source};

@@ -20,6 +20,23 @@ pub enum Outcome {
     Ignored,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Duplicate => "duplicate",
+            Self::Recorded => "recorded",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// Told of the result of every body ingested (HTTP, MQTT, replays), for
+/// metrics: the pipeline is the one place all of them pass.
+pub trait IngestObserver: Send + Sync {
+    fn observed(&self, source: &'static str, result: &Result<Accepted, Rejection>);
+}
+
 /// An accepted body. Returned only once everything is committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

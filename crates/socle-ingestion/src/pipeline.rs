@@ -1,7 +1,7 @@
 //! The pipeline itself: parse, find the device, decode, map, store.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +21,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::downlinks::{DownlinkRefused, DownlinkRequest};
 
-use crate::outcome::{Accepted, Outcome, Refusal, Rejection};
+use crate::outcome::{Accepted, IngestObserver, Outcome, Refusal, Rejection};
 use crate::registry;
 use crate::source::{Input, Source};
 
@@ -73,6 +73,8 @@ struct Inner {
     routes: Mutex<HashMap<String, DeviceRoute>>,
     /// Wakes the downlink sender when a downlink is queued.
     downlinks_queued: Notify,
+    /// Told of every result (metrics); shared by all clones, set once.
+    observer: OnceLock<Arc<dyn IngestObserver>>,
 }
 
 /// A failure before anything is committed.
@@ -155,6 +157,7 @@ impl Pipeline {
                 feed: CommitFeed::new(),
                 routes: Mutex::default(),
                 downlinks_queued: Notify::new(),
+                observer: OnceLock::new(),
             }),
         }
     }
@@ -186,6 +189,7 @@ impl Pipeline {
             feed: shared.feed.clone(),
             routes: Mutex::default(),
             downlinks_queued: Notify::new(),
+            observer: shared.observer.clone(),
         });
         change(&mut inner);
         Self { inner: Arc::new(inner) }
@@ -254,8 +258,24 @@ impl Pipeline {
 
     /// Ingests one body. `Ok` only once everything is committed.
     pub async fn ingest(&self, input: Input) -> Result<Accepted, Rejection> {
-        let _permit = self.permit().await?;
-        self.run_one(&input, None).await
+        let result = match self.permit().await {
+            Ok(_permit) => self.run_one(&input, None).await,
+            Err(e) => Err(e),
+        };
+        self.tell(&input.source, &result);
+        result
+    }
+
+    /// Reports every result from now on to `observer` (this pipeline and all
+    /// its clones); returns `false` if an observer was already set.
+    pub fn observe_with(&self, observer: Arc<dyn IngestObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    fn tell(&self, source: &Source, result: &Result<Accepted, Rejection>) {
+        if let Some(o) = self.inner.observer.get() {
+            o.observed(source.name(), result);
+        }
     }
 
     /// Ingests several bodies (an MQTT batch) with one slot and, for the
@@ -266,7 +286,11 @@ impl Pipeline {
             Ok(p) => p,
             Err(e) => {
                 let retry_after = e.retry_after().unwrap_or(self.inner.config.retry_after);
-                return inputs.iter().map(|_| Err(Rejection::Overloaded { retry_after })).collect();
+                let results: Vec<_> = inputs.iter().map(|_| Err(Rejection::Overloaded { retry_after })).collect();
+                for (input, result) in inputs.iter().zip(&results) {
+                    self.tell(&input.source, result);
+                }
+                return results;
             }
         };
         let mut results: Vec<Option<Result<Accepted, Rejection>>> = Vec::with_capacity(inputs.len());
@@ -311,10 +335,14 @@ impl Pipeline {
                 }
             }
         }
-        results
+        let results: Vec<_> = results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(self.unavailable(StoreError::Corrupt("lost result".into())))))
-            .collect()
+            .collect();
+        for (input, result) in inputs.iter().zip(&results) {
+            self.tell(&input.source, result);
+        }
+        results
     }
 
     /// Runs a dead letter through the pipeline again (after its device or

@@ -633,7 +633,7 @@ mod tests {
             .unwrap();
         let (sub, org) = parsed.mqtt.subscriptions[0].subscription().unwrap();
         assert_eq!((sub.host.as_str(), sub.port, org.as_str()), ("broker.local", 1883, "commune-a"));
-        assert_eq!(sub.topics, ["v3/+/devices/+/up"]);
+        assert_eq!(sub.topics, ["v3/+/devices/+/up", "v3/+/devices/+/down/+"]);
         let bad: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(
                 "[[mqtt.subscriptions]]\nhost = \"b\"\nclient_id = \"c\"\norganisation = \"Not An Id\"\nnetwork = \"chirpstack\"\n",

@@ -12,6 +12,7 @@ mod bench;
 mod config;
 mod debug;
 mod demo_accounts;
+mod demo_live;
 mod ingest_cli;
 mod server;
 mod telemetry;

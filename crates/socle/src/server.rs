@@ -82,14 +82,7 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     if let Some(mode) = demo {
         println!("Démo : http://{addr}/api/v1/organisations — documentation de l'API : http://{addr}/api/openapi.json");
         println!("Connexion / sign in: http://{addr}/connexion");
-        tasks.spawn(run_demo(
-            store.clone(),
-            state.metrics.clone(),
-            pipeline.feed().clone(),
-            config.demo.clone(),
-            mode,
-            shutdown.clone(),
-        ));
+        tasks.spawn(run_demo(store.clone(), state.metrics.clone(), addr, config.demo.clone(), mode, shutdown.clone()));
     }
     let signal_token = shutdown.clone();
     tokio::spawn(async move {
@@ -172,29 +165,10 @@ async fn retention_loop(
     }
 }
 
-/// Live demo points go to the store, are counted like any write and
-/// announced on the commit feed like ingested ones.
-struct MeteredStore {
-    store: DynStore,
-    metrics: Arc<socle_api::Metrics>,
-    feed: socle_storage::CommitFeed,
-}
-
-impl socle_demo::ObservationSink for MeteredStore {
-    async fn accept(&mut self, batch: &[socle_domain::Observation]) -> anyhow::Result<socle_domain::WriteOutcome> {
-        let outcome = self.store.write_observations(batch).await?;
-        self.metrics.record_write(outcome);
-        if self.feed.has_consumers() {
-            self.feed.publish(batch.to_vec()).await;
-        }
-        Ok(outcome)
-    }
-}
-
 async fn run_demo(
     store: DynStore,
     metrics: Arc<socle_api::Metrics>,
-    feed: socle_storage::CommitFeed,
+    server: std::net::SocketAddr,
     settings: DemoSection,
     mode: DemoMode,
     shutdown: CancellationToken,
@@ -219,7 +193,9 @@ async fn run_demo(
     if !mode.live {
         return Ok(());
     }
-    let sink = MeteredStore { store, metrics, feed };
+    let sink = crate::demo_live::UplinkSink::new(&store, server, territory.devices())
+        .await
+        .context("preparing the demo's live uplinks")?;
     let every = Duration::from_secs(settings.live_interval_secs.max(1));
     let report = socle_demo::run_live(sink, territory, since, every, shutdown.cancelled_owned()).await;
     tracing::info!(?report, "demo live generation stopped");

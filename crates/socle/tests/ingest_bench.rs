@@ -1,4 +1,4 @@
-//! Ingestion throughput of the real `socle serve` over HTTP: uplinks/s,
+//! Ingestion throughput of the real `socle serve` over HTTP and MQTT: uplinks/s,
 //! observations/s and the server's CPU-seconds per million observations, with
 //! the network server's decoding and with Socle's codec. A measurement, not a
 //! check: `cargo test -p socle --test ingest_bench -- --ignored --nocapture`.
@@ -25,6 +25,8 @@ use socle_storage::{NewDevice, StorageConfig};
 const DEVICES: u64 = 100;
 const POSTERS: u64 = 8;
 const SECONDS: u64 = 8;
+/// Frames published on MQTT in one go.
+const MQTT_FRAMES: u64 = 10_000;
 
 fn b64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -127,7 +129,20 @@ async fn bench(t: TestStore) {
     };
     s.create_token(&token, &hash_secret(&secret)).await.unwrap();
 
+    // MQTT: a private Mosquitto the server subscribes to, as to ChirpStack's broker.
+    let broker = socle_mqtt::testing::Broker::start();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!(
+            "[[mqtt.subscriptions]]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"socle-bench\"\n\
+             organisation = \"commune-bench\"\nnetwork = \"chirpstack\"\n",
+            broker.port
+        ),
+    )
+    .unwrap();
     let mut cmd = socle();
+    cmd.arg("--config").arg(config.path());
     match &t.config {
         StorageConfig::Sqlite { path } => cmd.args(["--data-dir", path.parent().unwrap().to_str().unwrap()]),
         StorageConfig::Postgres { url, .. } => cmd.args(["--postgres-url", url]),
@@ -181,6 +196,41 @@ async fn bench(t: TestStore) {
             cpu / elapsed * 100.0
         );
     }
+    // The same kind of frames (decoded by the network server) on MQTT, QoS 1:
+    // published as fast as the broker takes them, timed until all are stored.
+    let count = MQTT_FRAMES;
+    let first = next.fetch_add(count, Ordering::Relaxed);
+    let messages: Vec<(String, Vec<u8>)> = (first..first + count)
+        .map(|n| (format!("application/bench/device/{}/event/up", eui(n % DEVICES)), frame(n, true).into_bytes()))
+        .collect();
+    let stored = |base: String| async move {
+        tokio::task::spawn_blocking(move || {
+            let text = reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap();
+            let name = r#"socle_ingest_bodies_total{source="chirpstack-mqtt",result="stored"}"#;
+            text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64
+        })
+        .await
+        .unwrap()
+    };
+    let cpu0 = cpu_seconds(pid);
+    let started = Instant::now();
+    socle_mqtt::testing::publish_all(broker.port, "bench-publisher", &messages).await;
+    while stored(base.clone()).await < count {
+        assert!(started.elapsed() < Duration::from_secs(600), "MQTT frames not all stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let observations = count as f64 * 3.0;
+    println!(
+        "{} (MQTT, decoded by the network server): {:.0} uplinks/s, {:.0} observations/s, server CPU {:.1} s per million observations ({:.0} % of one core)",
+        s.backend(),
+        count as f64 / elapsed,
+        observations / elapsed,
+        cpu / observations * 1e6,
+        cpu / elapsed * 100.0
+    );
+
     let store = t.reopen().await.unwrap();
     assert!(store.check_consistency().await.unwrap().problems.is_empty());
     drop(child);

@@ -18,6 +18,7 @@ use super::{AppState, Caller, Principal, Scoped};
 impl AppState {
     /// Replaces the ingestion pipeline (its limits, extra codecs).
     pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        pipeline.observe_with(std::sync::Arc::new(crate::metrics::IngestMetrics(self.metrics.clone())));
         self.ingestion = pipeline;
         self
     }

@@ -207,13 +207,8 @@ async fn ingest(
             ),
         )
         .into_response(),
-        Some(Ok(accepted)) => {
-            state.metrics.record_write(socle_domain::WriteOutcome {
-                stored: accepted.observations,
-                duplicates: accepted.duplicate_observations,
-            });
-            (StatusCode::OK, Json(IngestOutcome::from(accepted))).into_response()
-        }
+        // Counted by the pipeline's observer (`metrics::IngestMetrics`), as MQTT bodies are.
+        Some(Ok(accepted)) => (StatusCode::OK, Json(IngestOutcome::from(accepted))).into_response(),
         Some(Err(rejection)) => rejection_response(lang, rejection),
     }
 }
