@@ -20,10 +20,10 @@ struct Cli {
     /// Devices of the territory (default 10,000; --quick 200).
     #[arg(long)]
     devices: Option<u64>,
-    /// Devices whose whole year is loaded for the queries (default 20; --quick 1; --full all).
+    /// Devices whose whole year is loaded for the queries (default 10; --quick 1; --full all).
     #[arg(long)]
     history_devices: Option<u64>,
-    /// Hours of readings of every device in the recent ingest (default 6).
+    /// Hours of readings of every device in the recent ingest (default 2; --quick 6).
     #[arg(long)]
     slice_hours: Option<u64>,
     /// Live uplinks per second (default 200; --quick 50).

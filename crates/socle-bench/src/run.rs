@@ -58,8 +58,8 @@ pub fn defaults(mode: Mode) -> Settings {
     Settings {
         seed: 2026,
         devices: if quick { 200 } else { 10_000 },
-        history_devices: if quick { 1 } else { 20 },
-        slice_hours: 6,
+        history_devices: if quick { 1 } else { 10 },
+        slice_hours: if quick { 6 } else { 2 },
         live_rate: if quick { 50 } else { 200 },
         live_seconds: if quick { 5 } else { 30 },
         repetitions: if quick { 3 } else { 10 },
