@@ -31,6 +31,7 @@ mod lighting;
 mod live;
 mod names;
 mod noise;
+mod outlines;
 mod parking;
 mod river;
 mod scenario;
