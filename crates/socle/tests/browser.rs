@@ -306,3 +306,79 @@ fn the_hypervisor_in_chromium() {
     });
     drop(app);
 }
+
+/// Benchmark, not a test (`cargo test -p socle --test browser -- --ignored --nocapture`):
+/// the map page with 10,000 public entities, time from navigation until the
+/// map has its data and is idle (drawn and usable), measured in Chromium.
+#[test]
+#[ignore]
+fn map_time_to_interactive_with_ten_thousand_entities() {
+    use socle_domain::{
+        Attribute, Entity, EntityId, EntityType, Geometry, NewOrganisation, OfficialCode, OrganisationId,
+        OrganisationKind, Visibility,
+    };
+    let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
+        eprintln!("SKIPPED: Chromium or chromedriver is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = socle_storage::open(&socle_storage::StorageConfig::Sqlite { path: dir.path().join("socle.db") })
+            .await
+            .unwrap();
+        let org = OrganisationId::parse("commune-banc").unwrap();
+        store
+            .upsert_organisation(&NewOrganisation {
+                id: org.clone(),
+                kind: OrganisationKind::Commune,
+                name: "Banc d'essai".into(),
+                code: OfficialCode::parse("86399").unwrap(),
+                parent: None,
+                population: Some(50_000),
+                timezone: chrono_tz::Europe::Paris,
+                retention_days: None,
+            })
+            .await
+            .unwrap();
+        let ty = EntityType::parse("WasteContainer").unwrap();
+        let entities: Vec<Entity> = (0..10_000)
+            .map(|i| {
+                let mut e = Entity::new(EntityId::new(&ty, &format!("banc:{i}")).unwrap(), ty.clone(), org.clone());
+                e.visibility = Visibility::Public;
+                e.location = Some(Geometry::Point([0.45 + (i % 100) as f64 * 0.003, 46.40 + (i / 100) as f64 * 0.002]));
+                e.with("name", Attribute::property(format!("Conteneur {i}")))
+                    .unwrap()
+                    .with("fillingLevel", Attribute::property(f64::from(i % 100) / 100.0))
+                    .unwrap()
+            })
+            .collect();
+        for chunk in entities.chunks(1000) {
+            store.upsert_entities(chunk).await.unwrap();
+        }
+    });
+    let mut cmd = socle();
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path()).arg("serve");
+    let app = Running::spawn(cmd);
+    let base = app.base_url(Duration::from_secs(60));
+    let driver = Driver::start(&chromedriver);
+    rt.block_on(async move {
+        let b = Browser::new(&driver, &chromium, &base).await;
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            b.client.goto(&format!("{base}/carte")).await.unwrap();
+            b.until(
+                "the map to be interactive",
+                Duration::from_secs(60),
+                "return !!document.getElementById('carte').dataset.interactiveMs",
+            )
+            .await;
+            let ms = b.js("return Number(document.getElementById('carte').dataset.interactiveMs)").await;
+            let n = b.js("return Number(document.getElementById('carte').dataset.ready)").await;
+            assert_eq!(n.as_u64(), Some(10_000));
+            times.push(ms.as_f64().unwrap());
+        }
+        eprintln!("map page with 10,000 entities: interactive after {times:?} ms (navigation start to first idle map)");
+        b.client.close().await.unwrap();
+    });
+}

@@ -117,6 +117,8 @@ export function initMap(el) {
     refresh();
     const box = bounds(areas.length ? areas : all);
     if (box) map.fitBounds(box, { padding: 24, animate: false });
+    // Milliseconds from navigation to a drawn, usable map (read by the benchmark).
+    map.once("idle", () => (el.dataset.interactiveMs = String(Math.round(performance.now()))));
     el.dataset.ready = String(all.length);
     el.dispatchEvent(new CustomEvent("socle:map-ready", { bubbles: true }));
   });
