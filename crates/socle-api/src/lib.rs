@@ -89,6 +89,8 @@ pub fn route_table() -> Vec<RouteSpec> {
         spec("/api/v1/entities/{id}", GET, Access::Open, get(entities::get_one)),
         spec("/api/v1/entities/{id}/series", GET, Access::Open, get(series::list)),
         spec("/api/v1/entities/{id}/series/{attribute}", GET, Access::Open, get(series::points)),
+        spec("/api/v1/map", GET, Access::Open, get(map::features)),
+        spec("/api/v1/live", GET, Access::Open, get(live::live)),
         spec("/api/v1/users", GET, Access::Admin, get(admin::users)),
         spec("/api/v1/audit", GET, Access::Admin, get(admin::audit)),
         // Ingestion (network servers, devices) and its management.
@@ -124,6 +126,13 @@ pub fn route_table() -> Vec<RouteSpec> {
         page("/compte/jetons", POST, Access::Session, post(web::token_create)),
         page("/compte/jetons/{id}/revocation", POST, Access::Session, post(web::token_revoke)),
         page("/langue", GET, Access::Open, get(web::switch_lang)),
+        // The hypervisor: what each caller may see, anonymous visitors included (public data).
+        page("/carte", GET, Access::Open, get(web::hypervisor::map_page)),
+        page("/entites/{id}", GET, Access::Open, get(web::hypervisor::entity_page)),
+        page("/entites/{id}/csv", GET, Access::Open, get(web::hypervisor::entity_csv)),
+        page("/tableaux", GET, Access::Open, get(web::hypervisor::dashboards_index)),
+        page("/tableaux/{domaine}", GET, Access::Open, get(web::hypervisor::dashboard_page)),
+        page("/elu", GET, Access::Open, get(web::hypervisor::elected_page)),
         page("/static/{file}", GET, Access::Open, get(web::asset)),
     ]
 }

@@ -26,6 +26,8 @@ use crate::routes;
         routes::entities::get_one,
         routes::series::list,
         routes::series::points,
+        routes::map::features,
+        routes::live::live,
         routes::admin::users,
         routes::admin::audit,
         routes::ingest::chirpstack,

@@ -34,7 +34,9 @@ use crate::session::SessionRef;
 use crate::settings::WebSettings;
 use crate::Limits;
 
+mod hypervisor;
 mod ingestion;
+pub use hypervisor::LiveFeed;
 pub use ingestion::ManageError;
 
 /// What every handler can reach. The store is private: handlers go through

@@ -12,11 +12,21 @@ use axum::response::Response;
 use crate::settings::WebSettings;
 use crate::AppState;
 
-/// No script at all, styles from Socle only, forms posting to Socle only,
-/// never framed (the embeddable widgets of a later issue will relax
-/// `frame-ancestors` for their own routes only).
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-                       frame-ancestors 'none'; base-uri 'none'";
+/// Scripts, styles and workers from Socle's own files only (no inline code,
+/// no `eval`, no `blob:`: MapLibre's CSP build runs its worker from a
+/// same-origin file); data fetched from Socle and, when one is configured,
+/// the map's tile server; images from Socle, `data:` (MapLibre's control
+/// icons) and the tiles; forms posting to Socle only; never framed (the
+/// embeddable widgets of a later issue will relax `frame-ancestors` for
+/// their own routes only).
+pub fn csp(settings: &WebSettings) -> String {
+    let tiles = settings.map.tile_origin().map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{tiles}; \
+         connect-src 'self'{tiles}; worker-src 'self'; manifest-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
 pub const PERMISSIONS_POLICY: &str =
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=(), browsing-topics=()";
 pub const HSTS: &str = "max-age=63072000; includeSubDomains";
@@ -24,9 +34,11 @@ pub const HSTS: &str = "max-age=63072000; includeSubDomains";
 /// Adds the security headers to every response, errors and fallbacks included.
 pub async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let https = state.web.settings.https();
+    let policy =
+        HeaderValue::from_str(&csp(&state.web.settings)).expect("the tile origin is checked to be a plain host");
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::CONTENT_SECURITY_POLICY, policy);
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // Reset links carry a secret in their path: never send it anywhere.
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -131,6 +143,20 @@ mod tests {
         assert_eq!(cookie_name(&https, "s"), "__Host-s");
         assert!(set_cookie(&https, "s", "v", Some(0)).to_str().unwrap().contains("Secure; Max-Age=0"));
         assert!(!set_cookie(&WebSettings::default(), "s", "v", None).to_str().unwrap().contains("Secure"));
+    }
+
+    #[test]
+    fn the_policy_allows_the_tile_server_only_when_configured() {
+        let plain = csp(&WebSettings::default());
+        assert!(plain.contains("connect-src 'self';") && plain.contains("script-src 'self';"));
+        assert!(!plain.contains("http") && !plain.contains("blob:") && !plain.contains("unsafe"));
+        let mut ign = WebSettings::default();
+        ign.map.tiles_url = "https://data.geopf.fr/wmts?SERVICE=WMTS&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}".into();
+        let with_tiles = csp(&ign);
+        assert!(with_tiles.contains("img-src 'self' data: https://data.geopf.fr;"), "{with_tiles}");
+        assert!(with_tiles.contains("connect-src 'self' https://data.geopf.fr;"), "{with_tiles}");
+        ign.map.tiles_url = "https://evil.example; script-src *".into();
+        assert_eq!(ign.map.tile_origin(), None);
     }
 
     #[test]

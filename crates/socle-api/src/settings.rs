@@ -24,6 +24,41 @@ pub struct WebSettings {
     /// Password reset mails; without it, no mail is sent (the page still answers the same).
     pub smtp: Option<SmtpSettings>,
     pub oidc: Option<OidcSettings>,
+    pub map: MapSettings,
+}
+
+/// The basemap of the hypervisor's map. Without a tile server the map
+/// shows the commune outlines and the entities only, and the pages make no
+/// request to any other host.
+#[derive(Debug, Clone)]
+pub struct MapSettings {
+    /// An XYZ raster template with `{z}`, `{x}`, `{y}`, e.g. IGN Géoplateforme's Plan IGN
+    /// (WMTS KVP with `TILEMATRIX={z}&TILEROW={y}&TILECOL={x}`) or an OpenStreetMap tile server.
+    pub tiles_url: String,
+    /// Credit shown on the map (« © IGN », « © les contributeurs d'OpenStreetMap »).
+    pub attribution: String,
+    pub max_zoom: u8,
+}
+
+impl Default for MapSettings {
+    fn default() -> Self {
+        Self { tiles_url: String::new(), attribution: String::new(), max_zoom: 19 }
+    }
+}
+
+impl MapSettings {
+    /// The origin (`https://data.geopf.fr`) the Content-Security-Policy must allow, if any.
+    pub fn tile_origin(&self) -> Option<String> {
+        let rest = self
+            .tiles_url
+            .strip_prefix("https://")
+            .map(|r| ("https://", r))
+            .or_else(|| self.tiles_url.strip_prefix("http://").map(|r| ("http://", r)))?;
+        let host = rest.1.split(['/', '?', '#']).next().filter(|h| {
+            !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })?;
+        Some(format!("{}{host}", rest.0))
+    }
 }
 
 /// Brute-force protection of the sign-in form.
@@ -119,6 +154,7 @@ impl Default for WebSettings {
             trusted_proxies: Vec::new(),
             smtp: None,
             oidc: None,
+            map: MapSettings::default(),
         }
     }
 }

@@ -104,6 +104,7 @@ async fn fixture(s: &DynStore) -> Vec<Caller> {
             let mut e =
                 Entity::new(id.clone(), ty.clone(), OrganisationId::parse(&format!("commune-{commune}")).unwrap());
             e.visibility = v;
+            e.location = Some(socle_domain::Geometry::Point([0.5, 46.5]));
             if v == Visibility::Partners {
                 e.shared_with = vec![OrganisationId::parse("prestataire").unwrap()];
             }
@@ -334,7 +335,9 @@ async fn matrix(t: TestStore) {
     let letters = ingestion::fixture(&t.store).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(socle_api::serve(listener, AppState::new(t.store.clone()), std::future::pending()));
+    let state = AppState::new(t.store.clone());
+    let feed = state.pipeline().feed().clone();
+    tokio::spawn(socle_api::serve(listener, state, std::future::pending()));
 
     let table = socle_api::route_table();
     let mut documented: BTreeSet<String> = socle_api::openapi::documented_paths().into_iter().collect();
@@ -430,6 +433,24 @@ async fn matrix(t: TestStore) {
                         absent.1.replace("b-private-x", "ID")
                     );
                 }
+                "/api/v1/map" => {
+                    let (status, body) = call(&base, route.path, caller).await;
+                    if revoked {
+                        assert_eq!(status, StatusCode::UNAUTHORIZED);
+                        continue;
+                    }
+                    let json: Value = serde_json::from_str(&body).unwrap();
+                    let got: BTreeSet<String> = json["features"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| f["properties"]["id"].as_str().unwrap().to_owned())
+                        .collect();
+                    let expected: BTreeSet<String> = caller.sees.iter().map(|(c, v)| entity_id(c, *v)).collect();
+                    assert_eq!(got, expected, "{}: map features", caller.name);
+                    assert_no_foreign_marker(&body, caller, route.path);
+                }
+                "/api/v1/live" => live_rule(&base, caller, &feed).await,
                 "/api/v1/users" | "/api/v1/audit" => {
                     assert_eq!(route.access, Access::Admin, "{} must stay restricted to administrators", route.path);
                     let (status, body) = call(&base, route.path, caller).await;
@@ -478,6 +499,74 @@ async fn matrix(t: TestStore) {
     assert!(log["items"].as_array().unwrap().iter().any(|e| e["action"] == "personal.read"), "{log}");
     assert!(!body.contains("@"), "the audit trail holds no e-mail address");
     ingestion::after_matrix(&t.store).await;
+}
+
+/// The live feed sends a caller the observations of the entities it may
+/// see, and nothing of the others; asking for a hidden entity answers like
+/// an absent one.
+async fn live_rule(base: &str, caller: &Caller, feed: &socle_storage::CommitFeed) {
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let mut req = client.get(format!("{base}{path}"));
+        if let Some(t) = &caller.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some((id, _)) = &caller.session {
+            req = req.header("cookie", format!("socle_session={id}"));
+        }
+        req.send()
+    };
+    let mut res = get("/api/v1/live".into()).await.unwrap();
+    if caller.name.starts_with("revoked") {
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        return;
+    }
+    assert_eq!(res.status(), StatusCode::OK, "{}", caller.name);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    // The handler has subscribed before answering: everything published now reaches it.
+    let batch: Vec<Observation> = ["a", "b"]
+        .iter()
+        .flat_map(|c| VISIBILITIES.map(|v| (c.to_owned(), v)))
+        .map(|(c, v)| Observation {
+            entity: EntityId::parse(&entity_id(c, v)).unwrap(),
+            attribute: AttributeName::parse("consumption").unwrap(),
+            observed_at: Utc::now(),
+            value: ObservedValue::number(2.0).unwrap(),
+            unit_code: None,
+        })
+        .collect();
+    feed.publish(batch).await;
+    let mut text = String::new();
+    let data = loop {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), res.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        const FIELDS: &str = "event: observations\ndata: ";
+        if let Some(start) = text.find(FIELDS) {
+            let rest = &text[start + FIELDS.len()..];
+            if let Some(end) = rest.find('\n') {
+                break rest[..end].to_owned();
+            }
+        }
+    };
+    let values: Value = serde_json::from_str(&data).unwrap();
+    let got: BTreeSet<String> =
+        values.as_array().unwrap().iter().map(|v| v["entity"].as_str().unwrap().to_owned()).collect();
+    let expected: BTreeSet<String> = caller.sees.iter().map(|(c, v)| entity_id(c, *v)).collect();
+    assert_eq!(got, expected, "{}: live values", caller.name);
+    // One entity's feed: a hidden one answers exactly like an absent one.
+    let hidden = get(format!("/api/v1/live?entity={}", entity_id("b", Visibility::Private))).await.unwrap();
+    let visible = caller.sees.contains(&("b".to_owned(), Visibility::Private));
+    assert_eq!(hidden.status(), if visible { StatusCode::OK } else { StatusCode::NOT_FOUND }, "{}", caller.name);
+    if !visible {
+        let absent = get("/api/v1/live?entity=urn:ngsi-ld:Building:b-private-x".into()).await.unwrap();
+        assert_eq!(absent.status(), StatusCode::NOT_FOUND);
+        let (h, a) = (hidden.text().await.unwrap(), absent.text().await.unwrap());
+        assert_eq!(h.replace("b-private", "ID"), a.replace("b-private-x", "ID"));
+    }
 }
 
 fn kind(caller: &Caller) -> &'static str {
@@ -544,6 +633,45 @@ async fn web_rules(base: &str, path: &str, caller: &Caller, callers: &[Caller], 
             let css = format!("/static/{}", *socle_api::web::CSS_FILE);
             expect(call(base, &css, caller).await.0, StatusCode::OK, &css);
             expect(call(base, "/static/socle.css", caller).await.0, StatusCode::NOT_FOUND, "unhashed name");
+        }
+        "/carte" => {
+            let (status, body) = call(base, path, caller).await;
+            expect(status, StatusCode::OK, path);
+            for (c, v) in &caller.sees {
+                assert!(body.contains(&marker(c, *v)), "{name}: the map's table lists {}", marker(c, *v));
+            }
+            assert_no_foreign_marker(&body, caller, path);
+        }
+        "/tableaux" | "/tableaux/{domaine}" | "/elu" => {
+            let pages: Vec<String> = if path == "/tableaux/{domaine}" {
+                ["batiments", "eclairage", "eau", "dechets", "stationnement", "air", "risques"]
+                    .iter()
+                    .map(|d| format!("/tableaux/{d}"))
+                    .collect()
+            } else {
+                vec![path.to_owned()]
+            };
+            for page in pages {
+                let (status, body) = call(base, &page, caller).await;
+                expect(status, StatusCode::OK, &page);
+                assert_no_foreign_marker(&body, caller, &page);
+            }
+            expect(call(base, "/tableaux/nulle-part", caller).await.0, StatusCode::NOT_FOUND, "unknown domain");
+        }
+        "/entites/{id}" | "/entites/{id}/csv" => {
+            for commune in ["a", "b"] {
+                for v in VISIBILITIES {
+                    let id = entity_id(commune, v);
+                    let page = path.replace("{id}", &id) + "?attribut=consumption&periode=1j";
+                    let (status, body) = call(base, &page, caller).await;
+                    let visible = caller.sees.contains(&(commune.to_owned(), v));
+                    expect(status, if visible { StatusCode::OK } else { StatusCode::NOT_FOUND }, &page);
+                    assert_no_foreign_marker(&body, caller, &page);
+                    if visible && path.ends_with("csv") {
+                        assert!(body.starts_with("observedAt,value"), "{name}: {body}");
+                    }
+                }
+            }
         }
         "/compte" => {
             let (status, body) = call(base, path, caller).await;

@@ -32,6 +32,7 @@ mod lighting;
 mod live;
 mod names;
 mod noise;
+mod outlines;
 mod parking;
 mod river;
 mod scenario;

@@ -12,7 +12,7 @@ use crate::communes::{Commune, COMMUNES};
 use crate::noise::{hash, seed_of};
 use crate::scenario::Scenario;
 use crate::series::{Cadence, Model, SeriesSpec};
-use crate::{air, buildings, lighting, parking, river, waste, water};
+use crate::{air, buildings, lighting, outlines, parking, river, waste, water};
 
 /// Every layout choice derives from this seed; changing it gives another,
 /// equally plausible, territory.
@@ -38,6 +38,7 @@ impl Territory {
         let scenario = Scenario::new(anchor);
         let mut b = Builder { scenario: &scenario, seed: SEED, entities: Vec::new(), series: Vec::new() };
         for c in COMMUNES {
+            outlines::generate(&mut b, c);
             buildings::generate(&mut b, c);
             lighting::generate(&mut b, c);
             water::generate(&mut b, c);
@@ -179,12 +180,14 @@ pub(crate) fn quantity(value: f64, unit: &str) -> Attribute {
 }
 
 /// Who sees what in the demo, as a commune would choose: what citizens use
-/// (air, parking, containers, river levels) is open data; buildings and
+/// (air, parking, containers, river levels) and the commune outlines are open data; buildings and
 /// their meters are shared within the syndicate; the lighting network is
 /// shared with the maintenance contractor; the water network stays private.
 fn audience_of(entity_type: &str) -> (Visibility, Vec<OrganisationId>) {
     match entity_type {
-        "AirQualityObserved" | "ParkingSpot" | "WasteContainer" | "FloodMonitoring" => (Visibility::Public, vec![]),
+        "AirQualityObserved" | "ParkingSpot" | "WasteContainer" | "FloodMonitoring" | outlines::AREA_TYPE => {
+            (Visibility::Public, vec![])
+        }
         "Building" | "SmartMeteringObservation" => (Visibility::Internal, vec![]),
         "Streetlight" | "StreetlightControlCabinet" => {
             (Visibility::Partners, vec![OrganisationId::parse(PARTNER_ID).expect("constant organisation id")])

@@ -134,6 +134,13 @@ fn every_id_and_attribute_is_valid_and_consistent() {
             Some(Geometry::Point([lon, lat])) => {
                 assert!((0.4..0.85).contains(lon) && (46.35..46.55).contains(lat), "{} at {lon},{lat}", e.id);
             }
+            Some(Geometry::Polygon(rings)) if e.entity_type.as_str() == "AdministrativeArea" => {
+                let ring = &rings[0];
+                assert!(ring.len() > 10 && ring.first() == ring.last(), "{} is a closed ring", e.id);
+                for [lon, lat] in ring {
+                    assert!((0.4..0.85).contains(lon) && (46.35..46.55).contains(lat), "{} at {lon},{lat}", e.id);
+                }
+            }
             other => panic!("{} location {other:?}", e.id),
         }
         for (name, attribute) in &e.attributes {

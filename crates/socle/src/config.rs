@@ -12,7 +12,9 @@ use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-use socle_api::settings::{LoginThrottle, OidcSettings, RateLimits, SmtpSecurity, SmtpSettings, WebSettings};
+use socle_api::settings::{
+    LoginThrottle, MapSettings, OidcSettings, RateLimits, SmtpSecurity, SmtpSettings, WebSettings,
+};
 use socle_storage::StorageConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,6 +41,18 @@ pub struct Config {
     pub smtp: SmtpSection,
     pub oidc: OidcSection,
     pub mqtt: MqttSection,
+    pub map: MapSection,
+}
+
+/// The basemap of the hypervisor's map (see README, « Fond de carte »).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MapSection {
+    /// Raster tile URL template with `{z}`, `{x}`, `{y}`. Empty: no basemap
+    /// (commune outlines and entities only, no request to another host).
+    pub tiles_url: String,
+    pub attribution: String,
+    pub max_zoom: u8,
 }
 
 /// Brokers Socle subscribes to, one `[[mqtt.subscriptions]]` table each.
@@ -290,6 +304,7 @@ impl Default for Config {
                 trust_email: false,
             },
             mqtt: MqttSection::default(),
+            map: MapSection { tiles_url: String::new(), attribution: String::new(), max_zoom: 19 },
         }
     }
 }
@@ -368,6 +383,13 @@ impl Config {
         if !config.smtp.host.is_empty() && config.smtp.from.is_empty() {
             bail!("smtp.from is required when smtp.host is set");
         }
+        let tiles = config.map.tiles_url.trim();
+        if !tiles.is_empty() && (!tiles.contains("{z}") || !tiles.contains("{x}") || !tiles.contains("{y}")) {
+            bail!("map.tiles_url must contain {{z}}, {{x}} and {{y}}");
+        }
+        if !tiles.is_empty() && config.web(config.listen).map.tile_origin().is_none() {
+            bail!("map.tiles_url must be an http(s) URL with a plain host name");
+        }
         if !config.oidc.issuer.is_empty() && (config.oidc.client_id.is_empty() || config.oidc.client_secret.is_none()) {
             bail!("oidc.client_id and oidc.client_secret (or client_secret_file) are required when oidc.issuer is set");
         }
@@ -416,6 +438,11 @@ impl Config {
                 allow_registration: self.oidc.allow_registration,
                 trust_email: self.oidc.trust_email,
             }),
+            map: MapSettings {
+                tiles_url: self.map.tiles_url.trim().to_owned(),
+                attribution: self.map.attribution.clone(),
+                max_zoom: self.map.max_zoom.clamp(1, 22),
+            },
         }
     }
 
@@ -527,6 +554,19 @@ label = "ProConnect"
 allow_registration = false
 # Believe the provider's e-mail address even without an email_verified claim.
 trust_email = false
+
+[map]
+# Basemap tiles ({{z}}, {{x}}, {{y}}); empty: commune outlines only, and no request to any other host.
+# IGN Géoplateforme, Plan IGN:
+# tiles_url = "https://data.geopf.fr/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=GEOGRAPHICALGRIDSYSTEMS.PLANIGNV2&STYLE=normal&TILEMATRIXSET=PM&FORMAT=image/png&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}"
+# attribution = "© IGN – Géoplateforme"
+# max_zoom = 19
+# OpenStreetMap (a tile server of your own or a provider's; tile.openstreetmap.org forbids heavy use):
+# tiles_url = "https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png"
+# attribution = "© les contributeurs d'OpenStreetMap"
+tiles_url = ""
+attribution = ""
+max_zoom = 19
 "#,
             listen = d.listen,
             data_dir = d.data_dir.display(),

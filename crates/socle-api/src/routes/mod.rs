@@ -3,5 +3,7 @@ pub mod devices;
 pub mod entities;
 pub mod health;
 pub mod ingest;
+pub mod live;
+pub mod map;
 pub mod organisations;
 pub mod series;

@@ -1,9 +1,11 @@
 //! The server-rendered pages: sign-in and sign-out, forgotten password,
-//! the account page with its API tokens. French by default, English from
+//! the account page with its API tokens, and the hypervisor (`hypervisor`:
+//! map, entity pages, dashboards, élu view). French by default, English from
 //! `Accept-Language` or the language link; typed askama templates sharing
-//! one layout (`templates/layout.html`) that the hypervisor pages will reuse;
-//! no script, one embedded style sheet. Access, CSRF and rate limits are
-//! enforced by [`crate::policy`] before these handlers run.
+//! one layout (`templates/layout.html`). Pages are complete without script;
+//! one bundled script (`assets`) adds the map, charts and live values.
+//! Access, CSRF and rate limits are enforced by [`crate::policy`] before
+//! these handlers run.
 
 use std::sync::LazyLock;
 
@@ -15,7 +17,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use socle_domain::{OrganisationId, TokenScope};
 
 use crate::auth::{self, OidcSignIn, SignIn, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
@@ -23,15 +24,17 @@ use crate::i18n::Lang;
 use crate::session::{self, LANG_COOKIE};
 use crate::{AppState, Caller};
 
+pub mod assets;
+pub mod dashboards;
+pub mod hypervisor;
+pub mod layers;
 pub mod texts;
+pub mod words;
 use texts::Texts;
-
-const CSS: &str = include_str!("../../static/socle.css");
+use words::Words;
 
 /// The style sheet's name carries a hash of its content, so it can be cached for a year.
-pub static CSS_FILE: LazyLock<String> =
-    LazyLock::new(|| format!("socle-{}.css", &hex::encode(Sha256::digest(CSS.as_bytes()))[..12]));
-static CSS_HREF: LazyLock<String> = LazyLock::new(|| format!("/static/{}", *CSS_FILE));
+pub static CSS_FILE: LazyLock<String> = LazyLock::new(|| assets::CSS.file.clone());
 
 /// The language of a page: the `socle_lang` cookie set by the switch link,
 /// else `Accept-Language`, else French.
@@ -46,13 +49,44 @@ pub fn page_lang(headers: &HeaderMap) -> Lang {
     }
 }
 
-/// What the layout needs: words, style sheet, the CSRF token of its forms.
+/// What the layout needs: words, style sheets and script, the CSRF token of
+/// its forms, and which section of the navigation the page belongs to.
 pub struct Chrome {
     pub t: &'static Texts,
+    pub h: &'static Words,
     pub css: &'static str,
+    pub app_css: &'static str,
+    pub js: &'static str,
     pub csrf: String,
     pub signed_in: bool,
     pub lang_href: String,
+    /// `carte`, `tableaux`, `elu`, `compte` or empty: marks the current link (`aria-current`).
+    pub section: &'static str,
+}
+
+impl Chrome {
+    fn new(lang: Lang, csrf: String, signed_in: bool, lang_href: String) -> Self {
+        Chrome {
+            t: Texts::of(lang),
+            h: Words::of(lang),
+            css: assets::CSS.href.as_str(),
+            app_css: assets::APP_CSS.href.as_str(),
+            js: assets::JS.href.as_str(),
+            csrf,
+            signed_in,
+            lang_href,
+            section: "",
+        }
+    }
+
+    /// `aria-current="page"` for the current section's link.
+    pub fn current(&self, section: &str) -> &'static str {
+        if self.section == section {
+            "page"
+        } else {
+            "false"
+        }
+    }
 }
 
 /// The chrome of a page, and the pre-session cookie to set if the visitor
@@ -65,7 +99,7 @@ fn chrome(state: &AppState, caller: &Caller, headers: &HeaderMap, path: &str) ->
         None => session::pre_session_token(&state.web.settings, headers),
     };
     let lang_href = format!("/langue?l={}&retour={}", t.other_lang_code, urlencode(path));
-    (Chrome { t, css: CSS_HREF.as_str(), csrf, signed_in: caller.csrf_token().is_some(), lang_href }, cookie)
+    (Chrome::new(lang, csrf, caller.csrf_token().is_some(), lang_href), cookie)
 }
 
 fn urlencode(s: &str) -> String {
@@ -128,7 +162,7 @@ struct MessagePage {
 pub fn csrf_refused(parts: &Parts) -> Response {
     let lang = page_lang(&parts.headers);
     let t = Texts::of(lang);
-    let c = Chrome { t, css: CSS_HREF.as_str(), csrf: String::new(), signed_in: false, lang_href: "/connexion".into() };
+    let c = Chrome::new(lang, String::new(), false, "/connexion".into());
     html(StatusCode::FORBIDDEN, t.lang, &MessagePage { c, title: t.forbidden_title, text: t.form_expired }, Vec::new())
 }
 
@@ -152,13 +186,13 @@ fn internal(e: impl std::fmt::Display) -> Response {
 
 // ---------------------------------------------------------------- assets
 
-/// The style sheet, under its content-hashed name.
+/// A style sheet or script, under its content-hashed name.
 pub async fn asset(Path(file): Path<String>) -> Response {
-    if file != *CSS_FILE {
+    let Some(asset) = assets::find(&file) else {
         return StatusCode::NOT_FOUND.into_response();
-    }
-    let mut res = CSS.into_response();
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    };
+    let mut res = asset.body.into_response();
+    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(asset.mime));
     res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
     res
 }
@@ -180,9 +214,9 @@ pub async fn switch_lang(State(state): State<AppState>, Query(q): Query<LangQuer
     see_other(&local_path(q.retour.as_deref()), vec![cookie])
 }
 
-/// The home page is the account page (or the sign-in form) until the hypervisor exists.
+/// The home page is the map.
 pub async fn home() -> Response {
-    see_other("/compte", Vec::new())
+    see_other("/carte", Vec::new())
 }
 
 // ---------------------------------------------------------------- sign-in
@@ -562,7 +596,8 @@ async fn account_response(
     new_secret: Option<String>,
     form: Option<TokenForm>,
 ) -> Response {
-    let (c, _) = chrome(state, caller, headers, "/compte");
+    let (mut c, _) = chrome(state, caller, headers, "/compte");
+    c.section = "compte";
     let t = c.t;
     let scoped = state.scoped(caller);
     let (me, tokens, orgs) = match (scoped.me().await, scoped.my_tokens().await, state.organisations().await) {

@@ -1,0 +1,16 @@
+// The hypervisor's only script. Pages are complete without it (server-rendered
+// HTML, forms, tables); it adds the map, the charts and live values.
+import { initMap } from "./map.js";
+import { initChart } from "./chart.js";
+import { initLiveValues } from "./live.js";
+
+function boot() {
+  const map = document.getElementById("carte");
+  if (map) initMap(map);
+  const chart = document.getElementById("graphique");
+  if (chart) initChart(chart);
+  initLiveValues(document);
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+else boot();

@@ -1,0 +1,384 @@
+//! The hypervisor in a real browser: Debian's Chromium, headless, driven
+//! through chromedriver (WebDriver) against `socle demo`. Every page visited
+//! is checked with axe-core (WCAG 2.1 A and AA, the tags RGAA 4.1 follows),
+//! its network log is read to prove no request left for another host, and a
+//! screenshot is saved to `target/screenshots/`. Signs in as each demo role,
+//! opens the map, a dashboard per domain, the élu view, an entity, changes
+//! the period, and sees a value pushed through ingestion appear live.
+//!
+//! Skipped, with a message, only when Chromium or chromedriver is not
+//! installed (`scripts/test` installs them: `chromium chromium-driver`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{socle, Running};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "socle-demo-2026";
+const ROLES: [(&str, &str); 5] = [
+    ("admin-syndicat", "admin@val-de-lemance.fr"),
+    ("admin-commune", "admin@saint-aubin-sur-lemance.fr"),
+    ("agent", "agent@saint-aubin-sur-lemance.fr"),
+    ("elu", "elu@saint-aubin-sur-lemance.fr"),
+    ("prestataire", "technicien@eclairages-du-poitou.fr"),
+];
+const DOMAINS: [&str; 7] = ["batiments", "eclairage", "eau", "dechets", "stationnement", "air", "risques"];
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    dir
+}
+
+/// chromedriver on a free loopback port, stopped on drop.
+struct Driver(Child, u16);
+
+impl Driver {
+    fn start(path: &Path) -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Driver(child, port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// chromedriver's log endpoint: the performance log holds every network request of the page.
+#[derive(Debug)]
+struct PerformanceLog;
+
+impl WebDriverCompatibleCommand for PerformanceLog {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type": "performance"}"#.into()))
+    }
+}
+
+struct Browser {
+    client: Client,
+    base: String,
+    origin: String,
+    axe: String,
+    shots: PathBuf,
+    /// Every URL the browser requested, for the report.
+    requests: usize,
+}
+
+impl Browser {
+    async fn new(driver: &Driver, chromium: &Path, base: &str) -> Browser {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                         "--lang=fr-FR", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--disable-default-apps"],
+                "prefs": {"intl.accept_languages": "fr-FR,fr"}
+            }),
+        );
+        caps.insert("goog:loggingPrefs".into(), json!({"performance": "ALL"}));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .await
+            .expect("a Chromium session");
+        let axe = std::fs::read_to_string(socle_api::web::assets::AXE_CORE_PATH)
+            .expect("axe-core from npm (built by socle-api)");
+        let origin = base.trim_end_matches('/').to_owned();
+        Browser { client, base: base.to_owned(), origin, axe, shots: screenshots_dir(), requests: 0 }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.expect("script runs")
+    }
+
+    /// Waits until `script` returns true.
+    async fn until(&self, what: &str, timeout: Duration, script: &str) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.js(script).await == Value::Bool(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Opens `path`, waits for its map or chart, then checks and photographs it.
+    async fn visit(&mut self, path: &str, shot: &str) {
+        self.client.goto(&format!("{}{path}", self.base)).await.expect("navigation");
+        self.settle(shot).await;
+    }
+
+    async fn settle(&mut self, shot: &str) {
+        self.until("the page to load", Duration::from_secs(30), "return document.readyState === 'complete'").await;
+        // Script-enhanced parts say when they are drawn.
+        self.until(
+            "the map and chart to be drawn",
+            Duration::from_secs(30),
+            "return [...document.querySelectorAll('#carte, #graphique')].every(e => e.dataset.ready !== undefined)",
+        )
+        .await;
+        self.check(shot).await;
+    }
+
+    /// axe-core, the network log, a screenshot.
+    async fn check(&mut self, shot: &str) {
+        let title = self.js("return document.title").await;
+        let violations = self
+            .client
+            .execute_async(
+                &format!(
+                    "{}\n;const done = arguments[arguments.length - 1];
+                     axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}}})
+                        .then(r => done(r.violations.map(v => ({{id: v.id, impact: v.impact, help: v.help,
+                              nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}}))))
+                        .catch(e => done([{{id: 'axe-error', help: String(e)}}]));",
+                    self.axe
+                ),
+                vec![],
+            )
+            .await
+            .expect("axe runs");
+        assert_eq!(violations, json!([]), "{shot} ({title}): accessibility violations");
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{shot}.png")), png).expect("save screenshot");
+        self.no_foreign_request(shot).await;
+    }
+
+    async fn no_foreign_request(&mut self, shot: &str) {
+        let log = self.client.issue_cmd(PerformanceLog).await.expect("performance log");
+        for entry in log.as_array().into_iter().flatten() {
+            let Some(message) = entry["message"].as_str() else { continue };
+            let Ok(m) = serde_json::from_str::<Value>(message) else { continue };
+            if m["message"]["method"] != "Network.requestWillBeSent" {
+                continue;
+            }
+            let url = m["message"]["params"]["request"]["url"].as_str().unwrap_or_default();
+            self.requests += 1;
+            let ours = url.starts_with(&format!("{}/", self.origin)) || url == self.origin;
+            assert!(ours || url.starts_with("data:"), "{shot}: a request left for another host: {url}");
+        }
+    }
+
+    async fn sign_in(&mut self, email: &str, role: &str) {
+        self.client.goto(&format!("{}/connexion", self.base)).await.unwrap();
+        self.settle(&format!("{role}-00-connexion")).await;
+        self.client.find(Locator::Id("email")).await.unwrap().send_keys(email).await.unwrap();
+        self.client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+        self.client.find(Locator::Css("form.stack button[type=submit]")).await.unwrap().click().await.unwrap();
+        self.until(
+            "the signed-in home",
+            Duration::from_secs(30),
+            "return location.pathname === '/carte' || location.pathname === '/compte'",
+        )
+        .await;
+    }
+
+    async fn sign_out(&mut self) {
+        self.client.find(Locator::Css("form[action='/deconnexion'] button")).await.unwrap().click().await.unwrap();
+        self.until("the sign-in page", Duration::from_secs(30), "return location.pathname === '/connexion'").await;
+    }
+}
+
+#[test]
+fn the_hypervisor_in_chromium() {
+    let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
+        eprintln!("SKIPPED: Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = socle();
+    cmd.env("SOCLE_DEMO__LIVE_INTERVAL_SECS", "2")
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("demo");
+    let app = Running::spawn(cmd);
+    let base = app.base_url(Duration::from_secs(60));
+    let admin_commune = app.wait_line(Duration::from_secs(120), |l| l.contains("admin@saint-aubin-sur-lemance.fr"));
+    let admin_token = admin_commune.split_whitespace().last().unwrap().to_owned();
+    let ingestion = app.wait_line(Duration::from_secs(60), |l| l.contains("ingestion token"));
+    let ingestion_token = ingestion.split_whitespace().last().unwrap().to_owned();
+    app.wait_line(Duration::from_secs(240), |l| l.contains("demo ready"));
+    let driver = Driver::start(&chromedriver);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let mut b = Browser::new(&driver, &chromium, &base).await;
+        let http = reqwest::Client::new();
+
+        // Anonymous visitors: the open data, map and dashboards.
+        b.visit("/carte", "public-carte").await;
+        let rows = b.js("return document.querySelectorAll('#tableau tbody tr').length").await;
+        assert!(rows.as_u64() > Some(0), "the table lists the public entities");
+        b.visit("/tableaux/dechets", "public-tableau-dechets").await;
+        b.visit("/elu", "public-elu").await;
+
+        for (role, email) in ROLES {
+            b.sign_in(email, role).await;
+            b.visit("/carte", &format!("{role}-01-carte")).await;
+            let features = b.js("return Number(document.getElementById('carte').dataset.ready)").await;
+            assert!(features.as_f64() > Some(0.0), "{role}: entities on the map");
+            match role {
+                "admin-syndicat" => {
+                    for d in DOMAINS {
+                        b.visit(&format!("/tableaux/{d}"), &format!("{role}-02-tableau-{d}")).await;
+                    }
+                }
+                "elu" => b.visit("/elu", &format!("{role}-02-elu")).await,
+                "prestataire" => b.visit("/tableaux/eclairage", &format!("{role}-02-tableau-eclairage")).await,
+                _ => b.visit("/tableaux/batiments", &format!("{role}-02-tableau-batiments")).await,
+            }
+            b.visit("/compte", &format!("{role}-03-compte")).await;
+            b.sign_out().await;
+        }
+
+        // An entity page: change the period, then see a value pushed through ingestion arrive live.
+        b.sign_in("agent@saint-aubin-sur-lemance.fr", "agent-entite").await;
+        let list: Value = http
+            .get(format!("{base}/api/v1/entities?type=FloodMonitoring&organisation=commune-saint-aubin&limit=1"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let gauge = list["items"][0]["id"].as_str().expect("a river gauge").to_owned();
+        let page = format!("/entites/{}", gauge.replace(':', "%3A"));
+        b.visit(&page, "agent-04-entite").await;
+        b.client.find(Locator::LinkText("30 jours")).await.unwrap().click().await.unwrap();
+        b.until("the 30-day period", Duration::from_secs(30), "return location.search.includes('periode=30j')").await;
+        b.settle("agent-05-entite-30-jours").await;
+        let step = b.js("return document.getElementById('graphique').dataset.step").await;
+        assert_eq!(step, "day", "30 days are drawn from daily rollups");
+        b.visit(&page, "agent-06-entite-direct").await;
+
+        let device = json!({"devEui": "a84041000181f00d", "name": "sonde-test-navigateur", "model": "generic",
+            "organisation": "commune-saint-aubin", "entity": gauge,
+            "mappings": [{"field": "level", "attribute": "currentLevel", "unitCode": "MTR", "kind": "number"}]});
+        let res = http.post(format!("{base}/api/v1/devices")).bearer_auth(&admin_token).json(&device).send().await.unwrap();
+        assert!(res.status().is_success(), "device registered: {}", res.text().await.unwrap());
+        let res = http
+            .post(format!("{base}/ingest/generic"))
+            .bearer_auth(&ingestion_token)
+            .json(&json!({"device": "sonde-test-navigateur", "values": {"level": 4.321}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "value ingested: {}", res.text().await.unwrap());
+        b.until(
+            "the live value on the entity page",
+            Duration::from_secs(20),
+            "const c = document.querySelector('[data-live-attribute=currentLevel]'); return !!c && c.textContent.includes('4,32')",
+        )
+        .await;
+        b.check("agent-07-entite-valeur-en-direct").await;
+        eprintln!("{} requests checked, all to {}", b.requests, b.origin);
+        b.client.close().await.unwrap();
+    });
+    drop(app);
+}
+
+/// Benchmark, not a test (`cargo test -p socle --test browser -- --ignored --nocapture`):
+/// the map page with 10,000 public entities, time from navigation until the
+/// map has its data and is idle (drawn and usable), measured in Chromium.
+#[test]
+#[ignore]
+fn map_time_to_interactive_with_ten_thousand_entities() {
+    use socle_domain::{
+        Attribute, Entity, EntityId, EntityType, Geometry, NewOrganisation, OfficialCode, OrganisationId,
+        OrganisationKind, Visibility,
+    };
+    let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
+        eprintln!("SKIPPED: Chromium or chromedriver is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = socle_storage::open(&socle_storage::StorageConfig::Sqlite { path: dir.path().join("socle.db") })
+            .await
+            .unwrap();
+        let org = OrganisationId::parse("commune-banc").unwrap();
+        store
+            .upsert_organisation(&NewOrganisation {
+                id: org.clone(),
+                kind: OrganisationKind::Commune,
+                name: "Banc d'essai".into(),
+                code: OfficialCode::parse("86399").unwrap(),
+                parent: None,
+                population: Some(50_000),
+                timezone: chrono_tz::Europe::Paris,
+                retention_days: None,
+            })
+            .await
+            .unwrap();
+        let ty = EntityType::parse("WasteContainer").unwrap();
+        let entities: Vec<Entity> = (0..10_000)
+            .map(|i| {
+                let mut e = Entity::new(EntityId::new(&ty, &format!("banc:{i}")).unwrap(), ty.clone(), org.clone());
+                e.visibility = Visibility::Public;
+                e.location = Some(Geometry::Point([0.45 + (i % 100) as f64 * 0.003, 46.40 + (i / 100) as f64 * 0.002]));
+                e.with("name", Attribute::property(format!("Conteneur {i}")))
+                    .unwrap()
+                    .with("fillingLevel", Attribute::property(f64::from(i % 100) / 100.0))
+                    .unwrap()
+            })
+            .collect();
+        for chunk in entities.chunks(1000) {
+            store.upsert_entities(chunk).await.unwrap();
+        }
+    });
+    let mut cmd = socle();
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path()).arg("serve");
+    let app = Running::spawn(cmd);
+    let base = app.base_url(Duration::from_secs(60));
+    let driver = Driver::start(&chromedriver);
+    rt.block_on(async move {
+        let b = Browser::new(&driver, &chromium, &base).await;
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            b.client.goto(&format!("{base}/carte")).await.unwrap();
+            b.until(
+                "the map to be interactive",
+                Duration::from_secs(60),
+                "return !!document.getElementById('carte').dataset.interactiveMs",
+            )
+            .await;
+            let ms = b.js("return Number(document.getElementById('carte').dataset.interactiveMs)").await;
+            let n = b.js("return Number(document.getElementById('carte').dataset.ready)").await;
+            assert_eq!(n.as_u64(), Some(10_000));
+            times.push(ms.as_f64().unwrap());
+        }
+        eprintln!("map page with 10,000 entities: interactive after {times:?} ms (navigation start to first idle map)");
+        b.client.close().await.unwrap();
+    });
+}
