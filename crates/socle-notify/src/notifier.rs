@@ -185,7 +185,12 @@ impl Notifier {
     /// delivery (channel + recipient), plus a deferred escalation check per
     /// subscription that asks for one, all in one transaction. Returns the rows written.
     pub async fn notify(&self, notice: &AlertNotice) -> Result<usize, NotifyError> {
-        let rows = self.plan(notice, Utc::now()).await?;
+        self.notify_at(notice, Utc::now()).await
+    }
+
+    /// [`Notifier::notify`] as decided at `now` (tests of quiet hours).
+    pub async fn notify_at(&self, notice: &AlertNotice, now: DateTime<Utc>) -> Result<usize, NotifyError> {
+        let rows = self.plan(notice, now).await?;
         self.inner.store.enqueue_deliveries(&rows).await?;
         self.inner.wake.notify_one();
         Ok(rows.len())
@@ -301,8 +306,12 @@ impl Notifier {
     /// Delivers every row due now, once; returns how many were attempted.
     /// [`Notifier::run`] calls it in a loop; tests call it directly.
     pub async fn deliver_due(&self) -> Result<usize, NotifyError> {
+        self.deliver_due_at(Utc::now()).await
+    }
+
+    /// [`Notifier::deliver_due`] as if it were `now` (tests of delays: quiet hours, escalation).
+    pub async fn deliver_due_at(&self, now: DateTime<Utc>) -> Result<usize, NotifyError> {
         let s = &self.inner;
-        let now = Utc::now();
         let lease = now + chrono::Duration::from_std(s.config.lease).unwrap_or(chrono::Duration::minutes(2));
         let claimed = s.store.claim_deliveries(now, lease, s.config.batch).await?;
         let count = claimed.len();
