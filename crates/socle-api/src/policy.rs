@@ -35,6 +35,7 @@ use crate::settings::WebSettings;
 use crate::Limits;
 
 mod ingestion;
+mod notifications;
 pub use ingestion::ManageError;
 
 /// What every handler can reach. The store is private: handlers go through

@@ -16,7 +16,7 @@ pub enum SmtpSecurity {
 }
 
 /// The relay notifications are mailed through (the `[smtp]` section).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
@@ -54,6 +54,13 @@ impl SmsGateway {
         };
         let text: String = text.chars().take(MAX_SMS_CHARS).collect();
         self.body_template.replace("{to}", &esc(to)).replace("{text}", &esc(&text))
+    }
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password stays out of logs.
+        f.debug_struct("SmtpSettings").field("host", &self.host).field("port", &self.port).finish_non_exhaustive()
     }
 }
 
