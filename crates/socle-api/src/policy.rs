@@ -37,6 +37,7 @@ use crate::Limits;
 mod hypervisor;
 mod ingestion;
 pub use hypervisor::LiveFeed;
+mod notifications;
 pub use ingestion::ManageError;
 
 /// What every handler can reach. The store is private: handlers go through

@@ -19,14 +19,17 @@ mod accounts;
 mod devices;
 pub mod feed;
 pub mod migrate;
+mod notifications;
 pub mod postgres;
 mod postgres_accounts;
 mod postgres_devices;
+mod postgres_notifications;
 pub mod rollup;
 mod rows;
 pub mod sqlite;
 mod sqlite_accounts;
 mod sqlite_devices;
+mod sqlite_notifications;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -39,6 +42,10 @@ pub use devices::{
 };
 pub use error::StoreError;
 pub use feed::{CommitFeed, Committed};
+pub use notifications::{
+    Delivery, DeliveryFilter, NewDelivery, Notifications, PushSubscriptionRecord, StoredSubscription, StoredWebhook,
+    MAX_DELIVERY_ERROR_CHARS,
+};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -70,7 +77,7 @@ pub struct ConsistencyReport {
 /// Everything Socle keeps. Every method that writes several rows does so in
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
-pub trait Store: Accounts + Devices + Send + Sync + 'static {
+pub trait Store: Accounts + Devices + Notifications + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

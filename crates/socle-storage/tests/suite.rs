@@ -952,6 +952,114 @@ async fn dead_letters_keep_rejected_bodies(t: &TestStore) {
     assert!(s.add_dead_letter(&l1).await.unwrap() > id3);
 }
 
+async fn notifications_subscriptions_webhooks_and_outbox(t: &TestStore) {
+    use socle_storage::{DeliveryFilter, NewDelivery, PushSubscriptionRecord, StoredSubscription, StoredWebhook};
+    let s = &t.store;
+    s.upsert_organisation(&org("syndicat", "200046977", None, None)).await.unwrap();
+    s.upsert_organisation(&org("commune-a", "86001", Some("syndicat"), None)).await.unwrap();
+    let u = s.create_user(&socle_domain::Email::parse("agent@a.fr").unwrap(), "Agent", None).await.unwrap();
+    // Storage keeps milliseconds.
+    let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+
+    // Subscriptions: created, replaced in place, listed per user, deleted.
+    let mut sub = StoredSubscription {
+        id: uuid::Uuid::new_v4(),
+        user: u.id,
+        spec: serde_json::json!({"domains": ["eau"], "minSeverity": "high"}),
+        created_at: now,
+        modified_at: now,
+    };
+    s.put_subscription(&sub).await.unwrap();
+    sub.spec = serde_json::json!({"domains": ["eau", "air"]});
+    s.put_subscription(&sub).await.unwrap();
+    assert_eq!(s.subscription(sub.id).await.unwrap().unwrap().spec, sub.spec);
+    assert_eq!(s.list_subscriptions(Some(u.id)).await.unwrap().len(), 1);
+    assert_eq!(s.list_subscriptions(Some(socle_domain::UserId::new())).await.unwrap().len(), 0);
+    let ghost = StoredSubscription { id: uuid::Uuid::new_v4(), user: socle_domain::UserId::new(), ..sub.clone() };
+    assert!(matches!(s.put_subscription(&ghost).await, Err(StoreError::UnknownUser(_))));
+
+    // Webhooks, per organisation.
+    let hook = StoredWebhook {
+        id: uuid::Uuid::new_v4(),
+        organisation: OrganisationId::parse("commune-a").unwrap(),
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: "s3cret".into(),
+        spec: serde_json::json!({}),
+        created_at: now,
+        modified_at: now,
+    };
+    s.put_webhook(&hook).await.unwrap();
+    assert_eq!(s.webhook(hook.id).await.unwrap().unwrap(), StoredWebhook { ..hook.clone() });
+    let a = [OrganisationId::parse("commune-a").unwrap()];
+    let other = [OrganisationId::parse("syndicat").unwrap()];
+    assert_eq!(s.list_webhooks(Some(&a)).await.unwrap().len(), 1);
+    assert!(s.list_webhooks(Some(&other)).await.unwrap().is_empty());
+    let bad = StoredWebhook {
+        id: uuid::Uuid::new_v4(),
+        organisation: OrganisationId::parse("nulle-part").unwrap(),
+        ..hook.clone()
+    };
+    assert!(matches!(s.put_webhook(&bad).await, Err(StoreError::UnknownOrganisation(_))));
+
+    // Push subscriptions: the same endpoint registered again keeps one row.
+    let push = PushSubscriptionRecord {
+        id: uuid::Uuid::new_v4(),
+        user: u.id,
+        endpoint: "http://127.0.0.1:9/push/abc".into(),
+        p256dh: "key".into(),
+        auth: "auth".into(),
+        created_at: now,
+    };
+    let kept = s.put_push_subscription(&push).await.unwrap();
+    assert_eq!(kept, push.id);
+    let again = PushSubscriptionRecord { id: uuid::Uuid::new_v4(), p256dh: "key2".into(), ..push.clone() };
+    assert_eq!(s.put_push_subscription(&again).await.unwrap(), push.id);
+    let listed = s.list_push_subscriptions(u.id).await.unwrap();
+    assert_eq!((listed.len(), listed[0].p256dh.as_str()), (1, "key2"));
+
+    // Outbox: enqueued in one go, claimed once per lease, retried, delivered.
+    let rows: Vec<NewDelivery> = (0..3)
+        .map(|i| NewDelivery {
+            id: uuid::Uuid::new_v4(),
+            channel: "webhook".into(),
+            recipient: hook.id.to_string(),
+            alert_id: "alert-1".into(),
+            payload: serde_json::json!({"n": i}),
+            due_at: now + Duration::seconds(i * 10),
+        })
+        .collect();
+    s.enqueue_deliveries(&rows).await.unwrap();
+    s.enqueue_deliveries(&rows[..1]).await.unwrap(); // the same ids again: nothing new
+    let all = DeliveryFilter { alert_id: Some("alert-1".into()), limit: 100, ..Default::default() };
+    assert_eq!(s.list_deliveries(&all).await.unwrap().len(), 3);
+    let lease = now + Duration::seconds(60);
+    let claimed = s.claim_deliveries(now + Duration::seconds(10), lease, 10).await.unwrap();
+    let ids: HashSet<_> = claimed.iter().map(|d| d.delivery.id).collect();
+    assert_eq!(ids, HashSet::from([rows[0].id, rows[1].id]));
+    assert!(claimed.iter().all(|d| d.attempts == 1 && d.delivery.due_at == lease));
+    // Under lease: not claimed again until it is over.
+    assert_eq!(s.claim_deliveries(now + Duration::seconds(20), lease, 10).await.unwrap().len(), 1);
+    assert!(s.claim_deliveries(now + Duration::seconds(30), lease, 10).await.unwrap().is_empty());
+    s.retry_delivery(rows[0].id, now + Duration::seconds(5), &"x".repeat(2000)).await.unwrap();
+    s.complete_delivery(rows[1].id, now).await.unwrap();
+    s.fail_delivery(rows[2].id, now, "gone").await.unwrap();
+    let again = s.claim_deliveries(now + Duration::seconds(5), lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].attempts, again[0].last_error.as_ref().map(|e| e.len())), (2, Some(500)));
+    let pending = DeliveryFilter { pending: true, limit: 100, ..Default::default() };
+    assert_eq!(s.list_deliveries(&pending).await.unwrap().len(), 1);
+    // Finished rows are purged, pending ones stay.
+    assert_eq!(s.purge_deliveries(now + Duration::seconds(1)).await.unwrap(), 2);
+    assert_eq!(s.list_deliveries(&all).await.unwrap().len(), 1);
+
+    // Deletes report whether the row existed.
+    assert!(s.delete_webhook(hook.id).await.unwrap());
+    assert!(!s.delete_webhook(hook.id).await.unwrap());
+    assert!(s.delete_push_subscription(push.id).await.unwrap());
+    assert!(s.delete_subscription(sub.id).await.unwrap());
+    assert!(s.subscription(sub.id).await.unwrap().is_none());
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1066,4 +1174,5 @@ suite!(
     concurrent_copies_of_a_frame_are_stored_once,
     dead_letters_keep_rejected_bodies,
     downlinks_only_move_forward,
+    notifications_subscriptions_webhooks_and_outbox,
 );

@@ -42,6 +42,7 @@ pub struct Config {
     pub oidc: OidcSection,
     pub mqtt: MqttSection,
     pub map: MapSection,
+    pub notify: NotifySection,
 }
 
 /// The basemap of the hypervisor's map (see README, « Fond de carte »).
@@ -241,6 +242,32 @@ impl IngestionSection {
     }
 }
 
+/// Notifications of alerts (mail goes through `[smtp]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// Per attempt to a webhook, a push service or the SMS gateway.
+    pub http_timeout_secs: u64,
+    /// Attempts before a delivery is given up; the delay doubles from
+    /// `retry_base_secs` up to `retry_max_secs`.
+    pub max_attempts: u32,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// Where the Web Push (VAPID) private key is kept; empty: in the database,
+    /// shared by every instance. Generated at first start.
+    pub vapid_key_file: Option<PathBuf>,
+    /// Contact given to push services (`mailto:…`); empty: the `[smtp]` sender, else `public_url`.
+    pub vapid_subject: Option<String>,
+    /// SMS gateway: `POST sms_url` with `sms_body_template`, where `{to}` and
+    /// `{text}` are replaced by JSON-escaped values. Empty URL: no SMS.
+    pub sms_url: String,
+    pub sms_body_template: String,
+    /// Authentication header of the gateway, `Name: value` (e.g. `Authorization: Bearer …`).
+    pub sms_auth_header: Option<String>,
+    /// File holding that header (takes precedence).
+    pub sms_auth_header_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSection {
@@ -305,6 +332,18 @@ impl Default for Config {
             },
             mqtt: MqttSection::default(),
             map: MapSection { tiles_url: String::new(), attribution: String::new(), max_zoom: 19 },
+            notify: NotifySection {
+                http_timeout_secs: 10,
+                max_attempts: 12,
+                retry_base_secs: 30,
+                retry_max_secs: 3600,
+                vapid_key_file: None,
+                vapid_subject: None,
+                sms_url: String::new(),
+                sms_body_template: r#"{"to": "{to}", "text": "{text}"}"#.into(),
+                sms_auth_header: None,
+                sms_auth_header_file: None,
+            },
         }
     }
 }
@@ -380,6 +419,13 @@ impl Config {
             let secret = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
             config.oidc.client_secret = Some(secret.trim().to_owned());
         }
+        if let Some(f) = &config.notify.sms_auth_header_file {
+            let secret = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            config.notify.sms_auth_header = Some(secret.trim_end_matches(['\n', '\r']).to_owned());
+        }
+        if config.notify.sms_auth_header.as_deref().is_some_and(|h| !h.contains(':')) {
+            bail!("notify.sms_auth_header must read `Name: value`");
+        }
         if !config.smtp.host.is_empty() && config.smtp.from.is_empty() {
             bail!("smtp.from is required when smtp.host is set");
         }
@@ -397,6 +443,48 @@ impl Config {
     }
 
     /// The web settings; `bound` is the address actually listened on (for the default public URL).
+    /// Notification settings, from `[notify]`, `[smtp]` and the web settings' public URL.
+    pub fn notify(&self, web: &WebSettings) -> socle_notify::NotifyConfig {
+        let n = &self.notify;
+        let smtp = web.smtp.as_ref().map(|s| socle_notify::SmtpSettings {
+            host: s.host.clone(),
+            port: s.port,
+            security: match s.security {
+                SmtpSecurity::None => socle_notify::SmtpSecurity::None,
+                SmtpSecurity::Starttls => socle_notify::SmtpSecurity::Starttls,
+                SmtpSecurity::Tls => socle_notify::SmtpSecurity::Tls,
+            },
+            username: s.username.clone(),
+            password: s.password.clone(),
+            from: s.from.clone(),
+        });
+        let vapid_subject = n.vapid_subject.clone().unwrap_or_else(|| match &smtp {
+            Some(s) => {
+                let address = s.from.rsplit('<').next().unwrap_or(&s.from).trim_end_matches('>');
+                format!("mailto:{address}")
+            }
+            None => web.public_url.clone(),
+        });
+        socle_notify::NotifyConfig {
+            public_url: web.public_url.clone(),
+            smtp,
+            sms: (!n.sms_url.is_empty()).then(|| socle_notify::SmsGateway {
+                url: n.sms_url.clone(),
+                auth_header: n
+                    .sms_auth_header
+                    .as_deref()
+                    .and_then(|h| h.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))),
+                body_template: n.sms_body_template.clone(),
+            }),
+            http_timeout: Duration::from_secs(n.http_timeout_secs.max(1)),
+            vapid_subject,
+            retry_base: Duration::from_secs(n.retry_base_secs.max(1)),
+            retry_max: Duration::from_secs(n.retry_max_secs.max(n.retry_base_secs).max(1)),
+            max_attempts: n.max_attempts.max(1),
+            ..Default::default()
+        }
+    }
+
     pub fn web(&self, bound: SocketAddr) -> WebSettings {
         let public_url = match self.public_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
             Some(u) => u.trim_end_matches('/').to_owned(),
