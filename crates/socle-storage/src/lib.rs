@@ -16,22 +16,29 @@ use socle_domain::{
 };
 
 mod accounts;
+pub mod alerts;
 mod devices;
 pub mod feed;
 pub mod migrate;
 pub mod postgres;
 mod postgres_accounts;
+mod postgres_alerts;
 mod postgres_devices;
 pub mod rollup;
 mod rows;
 pub mod sqlite;
 mod sqlite_accounts;
+mod sqlite_alerts;
 mod sqlite_devices;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 mod error;
 pub use accounts::{Accounts, PendingOidcLogin, WebSession};
+pub use alerts::{
+    ActionRefusal, AlertAction, AlertChange, AlertEventKind, AlertEventRecord, AlertFilter, AlertRecord, AlertStatus,
+    AlertWrite, Alerts, EngineState, ObservationScan, RuleFilter, RuleRecord,
+};
 pub use devices::{
     DeadLetter, DeadLetterFilter, DeviceFilter, DeviceHealth, DeviceRecord, Devices, FrameWrite, FramesOutcome,
     HealthUpdate, NewDeadLetter, NewDevice, MAX_DEAD_LETTERS_PER_ORGANISATION,
@@ -69,7 +76,7 @@ pub struct ConsistencyReport {
 /// Everything Socle keeps. Every method that writes several rows does so in
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
-pub trait Store: Accounts + Devices + Send + Sync + 'static {
+pub trait Store: Accounts + Devices + Alerts + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

@@ -17,6 +17,8 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 2, name: "accounts", sql: include_str!("../migrations/sqlite/0002_accounts.sql") },
     Migration { version: 3, name: "web sign-in", sql: include_str!("../migrations/sqlite/0003_web_sign_in.sql") },
     Migration { version: 4, name: "ingestion", sql: include_str!("../migrations/sqlite/0004_ingestion.sql") },
+    Migration { version: 5, name: "reserved", sql: include_str!("../migrations/sqlite/0005_reserved.sql") },
+    Migration { version: 6, name: "alerts", sql: include_str!("../migrations/sqlite/0006_alerts.sql") },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -24,6 +26,8 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 2, name: "accounts", sql: include_str!("../migrations/postgres/0002_accounts.sql") },
     Migration { version: 3, name: "web sign-in", sql: include_str!("../migrations/postgres/0003_web_sign_in.sql") },
     Migration { version: 4, name: "ingestion", sql: include_str!("../migrations/postgres/0004_ingestion.sql") },
+    Migration { version: 5, name: "reserved", sql: include_str!("../migrations/postgres/0005_reserved.sql") },
+    Migration { version: 6, name: "alerts", sql: include_str!("../migrations/postgres/0006_alerts.sql") },
 ];
 
 /// The migrations still to apply, or an error if the database is newer.

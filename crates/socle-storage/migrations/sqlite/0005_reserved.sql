@@ -1,0 +1,2 @@
+-- Reserved for a migration developed on another branch (number 5 was given
+-- to a colleague); replaced by it when the branches are merged.
