@@ -33,6 +33,7 @@ mod names;
 mod noise;
 mod parking;
 mod river;
+mod rules;
 mod scenario;
 mod series;
 mod territory;
@@ -42,6 +43,7 @@ mod weather;
 
 pub use backfill::{backfill, setup, BackfillReport, ANCHOR_KEY};
 pub use live::{run_live, LiveGenerator, LiveReport, ObservationSink};
+pub use rules::rules;
 pub use scenario::{Scenario, RENOVATION_SAVINGS};
 pub use series::{Cadence, SeriesSpec};
 pub use territory::{Territory, PARTNER_ID, SYNDICATE_ID};
