@@ -38,7 +38,9 @@ async fn setup(s: &DynStore) {
     let ty = EntityType::parse("WaterMeter").unwrap();
     for i in 0..METERS {
         let id = EntityId::new(&ty, &format!("m{i}")).unwrap();
-        let e = Entity::new(id.clone(), ty.clone(), org.clone()).with("name", Attribute::property(format!("m{i}"))).unwrap();
+        let e = Entity::new(id.clone(), ty.clone(), org.clone())
+            .with("name", Attribute::property(format!("m{i}")))
+            .unwrap();
         s.upsert_entities(&[e]).await.unwrap();
         let device: Device = serde_json::from_value(json!({
             "devEui": format!("a8404100{i:08x}"), "name": format!("m{i}"), "model": "dragino-ldds75",

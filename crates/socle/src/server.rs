@@ -214,21 +214,32 @@ async fn run_demo(
     // A month of history is evaluated by the engine at the first start (the flood
     // was 20 days ago); later starts continue from the saved state.
     let lookback = TimeDelta::days(i64::from(settings.history_days).min(30));
-    let (alerting, alerting_task) = crate::alerting::start(store.clone(), &feed, lookback, shutdown.clone()).await?;
-    if added > 0 {
-        crate::alerting::demo_lifecycle(&store, &alerting).await.context("demo alert lifecycle")?;
-    }
+    // Evaluating the month takes a while: the demo is usable meanwhile, and live
+    // batches committed before the service subscribes are in the stored history
+    // it reads.
+    let alerting_task = {
+        let (store, feed, shutdown) = (store.clone(), feed.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let (alerting, task) = crate::alerting::start(store.clone(), &feed, lookback, shutdown).await?;
+            if added > 0 {
+                crate::alerting::demo_lifecycle(&store, &alerting).await.context("demo alert lifecycle")?;
+            }
+            println!("Alertes de la démo évaluées / demo alerts evaluated over its history");
+            task.await.context("alerting task")?;
+            anyhow::Ok(())
+        })
+    };
     println!("Démo prête / demo ready: history written, live observations every {} s", settings.live_interval_secs);
     if !mode.live {
         shutdown.cancelled().await;
-        alerting_task.await.context("alerting task")?;
+        alerting_task.await.context("alerting task")??;
         return Ok(());
     }
     let sink = MeteredStore { store, metrics, feed };
     let every = Duration::from_secs(settings.live_interval_secs.max(1));
     let report = socle_demo::run_live(sink, territory, since, every, shutdown.cancelled_owned()).await;
     tracing::info!(?report, "demo live generation stopped");
-    alerting_task.await.context("alerting task")?;
+    alerting_task.await.context("alerting task")??;
     Ok(())
 }
 
