@@ -33,6 +33,10 @@ fn bump(h: f64, centre: f64, width: f64) -> f64 {
 }
 
 impl Sector {
+    pub(crate) fn mean_flow(&self) -> f64 {
+        self.mean_flow
+    }
+
     /// Relative demand at a local hour: about 0.3 at night, 1.7 at the morning peak.
     fn profile(hour: f64, weekend: bool) -> f64 {
         let (morning, strength) = if weekend { (9.5, 1.1) } else { (7.5, 1.45) };

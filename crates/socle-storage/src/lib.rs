@@ -16,18 +16,21 @@ use socle_domain::{
 };
 
 mod accounts;
+pub mod alerts;
 mod devices;
 pub mod feed;
 pub mod migrate;
 mod notifications;
 pub mod postgres;
 mod postgres_accounts;
+mod postgres_alerts;
 mod postgres_devices;
 mod postgres_notifications;
 pub mod rollup;
 mod rows;
 pub mod sqlite;
 mod sqlite_accounts;
+mod sqlite_alerts;
 mod sqlite_devices;
 mod sqlite_notifications;
 #[cfg(feature = "testing")]
@@ -35,6 +38,10 @@ pub mod testing;
 
 mod error;
 pub use accounts::{Accounts, PendingOidcLogin, WebSession};
+pub use alerts::{
+    ActionRefusal, AlertAction, AlertChange, AlertEventKind, AlertEventRecord, AlertFilter, AlertRecord, AlertStatus,
+    AlertWrite, Alerts, EngineState, ObservationScan, RuleFilter, RuleRecord,
+};
 pub use devices::{
     DeadLetter, DeadLetterFilter, DeviceFilter, DeviceHealth, DeviceRecord, DeviceRoute, Devices, Downlink,
     DownlinkChange, FrameWrite, FramesOutcome, HealthUpdate, NewDeadLetter, NewDevice, NewDownlink,
@@ -77,7 +84,7 @@ pub struct ConsistencyReport {
 /// Everything Socle keeps. Every method that writes several rows does so in
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
-pub trait Store: Accounts + Devices + Notifications + Send + Sync + 'static {
+pub trait Store: Accounts + Devices + Alerts + Notifications + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

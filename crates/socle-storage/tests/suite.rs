@@ -12,8 +12,9 @@ use socle_domain::{
 };
 use socle_storage::testing::TestStore;
 use socle_storage::{
-    DeadLetterFilter, DeviceFilter, DeviceHealth, DeviceRoute, DownlinkChange, DynStore, FrameWrite, HealthUpdate,
-    NewDeadLetter, NewDevice, NewDownlink, StoreError,
+    ActionRefusal, AlertAction, AlertEventKind, AlertFilter, AlertStatus, AlertWrite, DeadLetterFilter, DeviceFilter,
+    DeviceHealth, DeviceRoute, DownlinkChange, DynStore, EngineState, FrameWrite, HealthUpdate, NewDeadLetter, NewDevice,
+    NewDownlink, ObservationScan, RuleFilter, RuleRecord, StoreError,
 };
 
 fn org(id: &str, code: &str, parent: Option<&str>, retention: Option<u32>) -> NewOrganisation {
@@ -1058,6 +1059,194 @@ async fn notifications_subscriptions_webhooks_and_outbox(t: &TestStore) {
     assert!(s.delete_push_subscription(push.id).await.unwrap());
     assert!(s.delete_subscription(sub.id).await.unwrap());
     assert!(s.subscription(sub.id).await.unwrap().is_none());
+fn open_write(rule: &str, e: &Entity, at_: DateTime<Utc>) -> AlertWrite {
+    AlertWrite::Open {
+        rule: rule.into(),
+        entity: e.id.clone(),
+        entity_type: e.entity_type.to_string(),
+        organisation: e.organisation.clone(),
+        severity: "high".into(),
+        at: at_,
+        since: at_ - Duration::minutes(15),
+        value: Some(27.5),
+        message_fr: "Température élevée".into(),
+        message_en: "High temperature".into(),
+    }
+}
+
+fn resolve_write(rule: &str, e: &Entity, at_: DateTime<Utc>) -> AlertWrite {
+    AlertWrite::Resolve {
+        rule: rule.into(),
+        entity: e.id.clone(),
+        at: at_,
+        reason: "cleared".into(),
+        message_fr: "Retour à la normale".into(),
+        message_en: "Back to normal".into(),
+    }
+}
+
+async fn rules_roundtrip(t: &TestStore) {
+    let s = &t.store;
+    territory(s).await;
+    let t0 = at("2026-03-01T10:00:00Z");
+    let rule = RuleRecord {
+        id: "r1".into(),
+        organisation: OrganisationId::parse("commune-a").unwrap(),
+        definition: serde_json::json!({"id": "r1", "label": {"fr": "Température"}}),
+        enabled: true,
+        author: Some("user-1".into()),
+        created_at: t0,
+        modified_at: t0,
+    };
+    assert_eq!(s.upsert_rule(&rule).await.unwrap(), rule);
+    let mut other = rule.clone();
+    other.id = "r2".into();
+    other.organisation = OrganisationId::parse("commune-b").unwrap();
+    other.enabled = false;
+    s.upsert_rule(&other).await.unwrap();
+    let mut edited = rule.clone();
+    edited.created_at = t0 + Duration::hours(1);
+    edited.modified_at = t0 + Duration::hours(1);
+    let back = s.upsert_rule(&edited).await.unwrap();
+    assert_eq!((back.created_at, back.modified_at), (t0, t0 + Duration::hours(1)), "creation time kept");
+    let a_only = RuleFilter { organisations: Some(vec![rule.organisation.clone()]), enabled_only: false };
+    assert_eq!(s.list_rules(&a_only).await.unwrap().len(), 1);
+    let enabled = RuleFilter { organisations: None, enabled_only: true };
+    assert_eq!(s.list_rules(&enabled).await.unwrap().iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r1"]);
+    assert_eq!(s.list_rules(&RuleFilter::default()).await.unwrap().len(), 2);
+    let mut orphan = rule.clone();
+    orphan.organisation = OrganisationId::parse("nobody").unwrap();
+    assert!(matches!(s.upsert_rule(&orphan).await, Err(StoreError::UnknownOrganisation(_))));
+    assert!(s.delete_rule("r1").await.unwrap());
+    assert!(!s.delete_rule("r1").await.unwrap());
+    assert!(s.rule("r1").await.unwrap().is_none());
+    assert!(s.rule("r2").await.unwrap().is_some());
+}
+
+async fn alerts_are_opened_once_and_replays_change_nothing(t: &TestStore) {
+    let s = &t.store;
+    let (a, b) = territory(s).await;
+    let t0 = at("2026-03-01T10:00:00Z");
+    let state = EngineState { snapshot: "{\"evaluations\":[]}".into(), watermark: t0, saved_at: t0 };
+    let first = [open_write("r1", &a, t0), open_write("r1", &b, t0), open_write("r2", &a, t0)];
+    let changes = s.record_transitions(&first, Some(&state)).await.unwrap();
+    assert_eq!(changes.len(), 3);
+    assert!(changes.iter().all(|c| c.kind == AlertEventKind::Opened && c.alert.status == AlertStatus::Open));
+    assert_eq!(s.engine_state().await.unwrap(), Some(state));
+
+    // The same batch again (a replay after a crash): nothing new.
+    assert!(s.record_transitions(&first, None).await.unwrap().is_empty());
+    // Another opening while one is unresolved: refused by the partial unique index.
+    assert!(s.record_transitions(&[open_write("r1", &a, t0 + Duration::minutes(5))], None).await.unwrap().is_empty());
+    assert_eq!(s.list_alerts(&AlertFilter { limit: 100, ..Default::default() }).await.unwrap().total, 3);
+    let dup = format!(
+        "INSERT INTO alerts (rule_id, entity_id, entity_type, organisation_id, severity, severity_rank, status,
+             opened_at, since, message_fr, message_en, modified_at)
+         VALUES ('r1', '{}', 'SmartMeteringObservation', 'commune-a', 'low', 1, 'open', 5, 5, 'x', 'x', 5)",
+        a.id
+    );
+    assert!(t.try_exec_raw(&dup).await.is_err(), "the database itself refuses a second unresolved alert");
+
+    // Open, resolve, open again; then the whole sequence replayed: still two alerts.
+    let t1 = t0 + Duration::hours(1);
+    let t2 = t0 + Duration::hours(2);
+    let sequence = [resolve_write("r1", &a, t1), open_write("r1", &a, t2)];
+    let changes = s.record_transitions(&sequence, None).await.unwrap();
+    assert_eq!(changes.iter().map(|c| c.kind).collect::<Vec<_>>(), [AlertEventKind::Resolved, AlertEventKind::Opened]);
+    assert_eq!(changes[0].alert.resolved_at, Some(t1));
+    assert_eq!(changes[0].alert.resolution.as_deref(), Some("cleared"));
+    assert!(s.record_transitions(&first, None).await.unwrap().is_empty());
+    assert!(s.record_transitions(&sequence, None).await.unwrap().is_empty());
+    let a_r1 = AlertFilter { entity: Some(a.id.clone()), rule: Some("r1".into()), limit: 100, ..Default::default() };
+    let page = s.list_alerts(&a_r1).await.unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(page.items[0].status, AlertStatus::Open, "unresolved first");
+    assert_eq!(page.items[0].opened_at, t2);
+    let events = s.alert_events(page.items[1].id).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [AlertEventKind::Opened, AlertEventKind::Resolved]);
+    assert_eq!(events[1].note.as_deref(), Some("Retour à la normale"));
+    assert_eq!(events[1].actor, None);
+
+    // People act on alerts.
+    let id = page.items[0].id;
+    let ack = s.act_on_alert(id, &AlertAction::Acknowledge, "user-1", t2).await.unwrap().unwrap().unwrap();
+    assert_eq!((ack.alert.status, ack.alert.acknowledged_by.as_deref()), (AlertStatus::Acknowledged, Some("user-1")));
+    let assign = AlertAction::Assign { assignee: Some("user-2".into()) };
+    let assigned = s.act_on_alert(id, &assign, "user-1", t2).await.unwrap().unwrap().unwrap();
+    assert_eq!(assigned.alert.assignee.as_deref(), Some("user-2"));
+    let comment = AlertAction::Comment { text: "Technicien prévenu".into() };
+    s.act_on_alert(id, &comment, "user-2", t2).await.unwrap().unwrap().unwrap();
+    let resolved = s
+        .act_on_alert(id, &AlertAction::Resolve { note: Some("Vanne refermée".into()) }, "user-2", t2)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(resolved.alert.status, AlertStatus::Resolved);
+    assert_eq!(resolved.alert.resolution.as_deref(), Some("manual"));
+    assert_eq!(s.alert(id).await.unwrap().unwrap(), resolved.alert);
+    assert!(matches!(
+        s.act_on_alert(id, &AlertAction::Acknowledge, "user-1", t2).await.unwrap(),
+        Some(Err(ActionRefusal::Resolved))
+    ));
+    assert!(s.act_on_alert(id, &comment, "user-1", t2).await.unwrap().unwrap().is_ok(), "comments stay possible");
+    assert!(s.act_on_alert(9_999, &AlertAction::Acknowledge, "user-1", t2).await.unwrap().is_none());
+    // The engine's later resolution of a manually resolved alert changes nothing.
+    assert!(s.record_transitions(&[resolve_write("r1", &a, t2 + Duration::hours(1))], None).await.unwrap().is_empty());
+    let kinds: Vec<_> = s.alert_events(id).await.unwrap().iter().map(|e| e.kind).collect();
+    use AlertEventKind::*;
+    assert_eq!(kinds, [Opened, Acknowledged, Assigned, Commented, Resolved, Commented]);
+
+    // Filters.
+    let open_in_b = AlertFilter {
+        organisations: Some(vec![b.organisation.clone()]),
+        statuses: Some(vec![AlertStatus::Open, AlertStatus::Acknowledged]),
+        severities: Some(vec!["high".into()]),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(s.list_alerts(&open_in_b).await.unwrap().total, 1);
+    let low = AlertFilter { severities: Some(vec!["low".into()]), limit: 100, ..Default::default() };
+    assert_eq!(s.list_alerts(&low).await.unwrap().total, 0);
+    let by_type = AlertFilter { entity_type: Some("SmartMeteringObservation".into()), limit: 1, ..Default::default() };
+    let page = s.list_alerts(&by_type).await.unwrap();
+    assert_eq!((page.total, page.items.len()), (4, 1));
+}
+
+async fn observations_can_be_scanned_by_time(t: &TestStore) {
+    let s = &t.store;
+    let (a, b) = territory(s).await;
+    let t0 = at("2026-03-01T00:00:00Z");
+    let mut batch = Vec::new();
+    for h in 0..5 {
+        batch.push(obs(&a, "energy", t0 + Duration::hours(h), h as f64));
+        batch.push(obs(&b, "energy", t0 + Duration::hours(h) + Duration::minutes(30), 10.0 + h as f64));
+    }
+    batch.push(text_obs(&a, "status", t0 + Duration::minutes(90), "fault"));
+    s.write_observations(&batch).await.unwrap();
+    let all = ObservationScan {
+        from: t0,
+        to: t0 + Duration::hours(3),
+        organisation: None,
+        entity_type: None,
+        entities: None,
+        attribute: None,
+    };
+    let got = s.scan_observations(&all).await.unwrap();
+    // (t0, t0+3h]: a at 1h, 2h, 3h; b at 0h30 … 2h30; the text at 1h30.
+    assert_eq!(got.len(), 7);
+    assert!(got.windows(2).all(|w| w[0].observed_at <= w[1].observed_at), "in time order");
+    assert!(got.iter().any(|o| o.value == ObservedValue::Text("fault".into())));
+    let of_a = ObservationScan { organisation: Some(a.organisation.clone()), ..all.clone() };
+    assert_eq!(s.scan_observations(&of_a).await.unwrap().len(), 4);
+    let energy_of_b = ObservationScan {
+        entities: Some(vec![b.id.clone()]),
+        attribute: Some("energy".into()),
+        entity_type: Some("SmartMeteringObservation".into()),
+        ..all.clone()
+    };
+    assert_eq!(s.scan_observations(&energy_of_b).await.unwrap().len(), 3);
+    assert!(s.scan_observations(&ObservationScan { entities: Some(vec![]), ..all }).await.unwrap().is_empty());
 }
 
 macro_rules! suite {
@@ -1175,4 +1364,7 @@ suite!(
     dead_letters_keep_rejected_bodies,
     downlinks_only_move_forward,
     notifications_subscriptions_webhooks_and_outbox,
+    rules_roundtrip,
+    alerts_are_opened_once_and_replays_change_nothing,
+    observations_can_be_scanned_by_time,
 );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use socle_api::AppState;
 use socle_storage::DynStore;
 use tokio::net::TcpListener;
@@ -93,6 +93,15 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
         tasks.spawn(async move {
             let stats = socle_ingestion::mqtt::run(subscription, ingest, stop.cancelled_owned()).await;
             tracing::info!(?stats, "MQTT subscription stopped");
+            Ok(())
+        });
+    }
+    // The demo starts alerting itself once its history is written (it evaluates it).
+    if demo.is_none() {
+        let (_alerting, task) =
+            crate::alerting::start(store.clone(), pipeline.feed(), TimeDelta::zero(), shutdown.clone()).await?;
+        tasks.spawn(async move {
+            task.await.context("alerting task")?;
             Ok(())
         });
     }
@@ -206,8 +215,29 @@ async fn run_demo(
         () = shutdown.cancelled() => return Ok(()),
         t = work => t?,
     };
+    let added = crate::alerting::demo_rules(&store, &territory).await?;
+    // A month of history is evaluated by the engine at the first start (the flood
+    // was 20 days ago); later starts continue from the saved state.
+    let lookback = TimeDelta::days(i64::from(settings.history_days).min(30));
+    // Evaluating the month takes a while: the demo is usable meanwhile, and live
+    // batches committed before the service subscribes are in the stored history
+    // it reads.
+    let alerting_task = {
+        let (store, feed, shutdown) = (store.clone(), feed.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let (alerting, task) = crate::alerting::start(store.clone(), &feed, lookback, shutdown).await?;
+            if added > 0 {
+                crate::alerting::demo_lifecycle(&store, &alerting).await.context("demo alert lifecycle")?;
+            }
+            println!("Alertes de la démo évaluées / demo alerts evaluated over its history");
+            task.await.context("alerting task")?;
+            anyhow::Ok(())
+        })
+    };
     println!("Démo prête / demo ready: history written, live observations every {} s", settings.live_interval_secs);
     if !mode.live {
+        shutdown.cancelled().await;
+        alerting_task.await.context("alerting task")??;
         return Ok(());
     }
     let sink = crate::demo_live::UplinkSink::new(&store, server, territory.devices())
@@ -216,6 +246,7 @@ async fn run_demo(
     let every = Duration::from_secs(settings.live_interval_secs.max(1));
     let report = socle_demo::run_live(sink, territory, since, every, shutdown.cancelled_owned()).await;
     tracing::info!(?report, "demo live generation stopped");
+    alerting_task.await.context("alerting task")??;
     Ok(())
 }
 
