@@ -13,8 +13,8 @@ use socle_domain::{
 use socle_storage::testing::TestStore;
 use socle_storage::{
     ActionRefusal, AlertAction, AlertEventKind, AlertFilter, AlertStatus, AlertWrite, DeadLetterFilter, DeviceFilter,
-    DeviceHealth, DeviceRoute, DownlinkChange, DynStore, EngineState, FrameWrite, HealthUpdate, NewDeadLetter, NewDevice,
-    NewDownlink, ObservationScan, RuleFilter, RuleRecord, StoreError,
+    DeviceHealth, DeviceRoute, DownlinkChange, DynStore, EngineState, FrameWrite, HealthUpdate, NewDeadLetter,
+    NewDevice, NewDownlink, ObservationScan, RuleFilter, RuleRecord, StoreError,
 };
 
 fn org(id: &str, code: &str, parent: Option<&str>, retention: Option<u32>) -> NewOrganisation {
@@ -1059,6 +1059,101 @@ async fn notifications_subscriptions_webhooks_and_outbox(t: &TestStore) {
     assert!(s.delete_push_subscription(push.id).await.unwrap());
     assert!(s.delete_subscription(sub.id).await.unwrap());
     assert!(s.subscription(sub.id).await.unwrap().is_none());
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let t = socle_storage::testing::TestStore::sqlite().await;
+                    super::$test(&t).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let t = socle_storage::testing::TestStore::postgres().await;
+                    super::$test(&t).await;
+                }
+            )*
+        }
+    };
+}
+
+async fn downlinks_only_move_forward(t: &TestStore) {
+    let s = &t.store;
+    let (a, _) = territory(s).await;
+    let eui = "a84041000181c7e2";
+    s.upsert_devices(&[device(eui, "armoire-12", "commune-a", &a)]).await.unwrap();
+    assert_eq!(s.device_route(eui).await.unwrap(), None);
+    let route = DeviceRoute { network: "chirpstack".into(), application: "app-1".into(), device_id: None };
+    s.set_device_route(eui, &route).await.unwrap();
+    let moved =
+        DeviceRoute { network: "ttn".into(), application: "eclairage@ttn".into(), device_id: Some("a-12".into()) };
+    s.set_device_route(eui, &moved).await.unwrap();
+    assert_eq!(s.device_route(eui).await.unwrap(), Some(moved));
+
+    let t0 = at("2026-06-01T10:00:00Z");
+    let org_a = OrganisationId::parse("commune-a").unwrap();
+    let new = |id: &str, min: i64| NewDownlink {
+        id: id.into(),
+        organisation: org_a.clone(),
+        dev_eui: eui.into(),
+        f_port: 10,
+        payload: vec![0x01, 0xff],
+        confirmed: true,
+        requested_by: Some("user:x".into()),
+        created_at: t0 + Duration::minutes(min),
+    };
+    s.add_downlink(&new("d1", 0)).await.unwrap();
+    s.add_downlink(&new("d2", 1)).await.unwrap();
+    assert!(matches!(s.add_downlink(&new("d1", 2)).await, Err(StoreError::Conflict(_))));
+    let orphan = NewDownlink { dev_eui: "0000000000000001".into(), ..new("d3", 3) };
+    assert!(matches!(s.add_downlink(&orphan).await, Err(StoreError::Conflict(_))));
+    let d1 = s.downlink("d1").await.unwrap().unwrap();
+    assert_eq!((d1.downlink.clone(), d1.status, d1.sent_at), (new("d1", 0), DownlinkStatus::Queued, None));
+    let queued: Vec<String> = s.queued_downlinks(10).await.unwrap().into_iter().map(|d| d.downlink.id).collect();
+    assert_eq!(queued, ["d1", "d2"]);
+
+    let change = |status, min: i64, org: Option<&str>| DownlinkChange {
+        id: "d1".into(),
+        organisation: org.map(|o| OrganisationId::parse(o).unwrap()),
+        status,
+        at: t0 + Duration::minutes(min),
+        detail: None,
+        f_cnt_down: Some(7),
+    };
+    assert!(s.advance_downlink(&change(DownlinkStatus::Sent, 1, None)).await.unwrap());
+    // Another organisation's network server cannot move it.
+    assert!(!s.advance_downlink(&change(DownlinkStatus::Acknowledged, 2, Some("commune-b"))).await.unwrap());
+    assert!(s.advance_downlink(&change(DownlinkStatus::Acknowledged, 3, Some("commune-a"))).await.unwrap());
+    // A late transmission report, or a second acknowledgement, changes nothing.
+    assert!(!s.advance_downlink(&change(DownlinkStatus::Transmitted, 4, None)).await.unwrap());
+    assert!(!s.advance_downlink(&change(DownlinkStatus::Failed, 5, None)).await.unwrap());
+    let d1 = s.downlink("d1").await.unwrap().unwrap();
+    assert_eq!(d1.status, DownlinkStatus::Acknowledged);
+    assert_eq!(
+        (d1.sent_at, d1.acknowledged_at, d1.transmitted_at),
+        (Some(t0 + Duration::minutes(1)), Some(t0 + Duration::minutes(3)), None)
+    );
+    assert_eq!(d1.f_cnt_down, Some(7));
+    let failed =
+        DownlinkChange { id: "d2".into(), detail: Some("no route".into()), ..change(DownlinkStatus::Failed, 6, None) };
+    assert!(s.advance_downlink(&failed).await.unwrap());
+    assert!(s.queued_downlinks(10).await.unwrap().is_empty());
+    let listed: Vec<(String, Option<String>)> =
+        s.list_downlinks(eui, 10).await.unwrap().into_iter().map(|d| (d.downlink.id, d.detail)).collect();
+    assert_eq!(listed, [("d2".to_owned(), Some("no route".to_owned())), ("d1".to_owned(), None)]);
+    // Deleting the device deletes its downlinks and route.
+    s.delete_device(eui).await.unwrap();
+    assert!(s.downlink("d1").await.unwrap().is_none());
+    assert_eq!(s.device_route(eui).await.unwrap(), None);
+}
+
 fn open_write(rule: &str, e: &Entity, at_: DateTime<Utc>) -> AlertWrite {
     AlertWrite::Open {
         rule: rule.into(),
@@ -1247,99 +1342,6 @@ async fn observations_can_be_scanned_by_time(t: &TestStore) {
     };
     assert_eq!(s.scan_observations(&energy_of_b).await.unwrap().len(), 3);
     assert!(s.scan_observations(&ObservationScan { entities: Some(vec![]), ..all }).await.unwrap().is_empty());
-}
-
-macro_rules! suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let t = socle_storage::testing::TestStore::sqlite().await;
-                    super::$test(&t).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let t = socle_storage::testing::TestStore::postgres().await;
-                    super::$test(&t).await;
-                }
-            )*
-        }
-    };
-}
-
-async fn downlinks_only_move_forward(t: &TestStore) {
-    let s = &t.store;
-    let (a, _) = territory(s).await;
-    let eui = "a84041000181c7e2";
-    s.upsert_devices(&[device(eui, "armoire-12", "commune-a", &a)]).await.unwrap();
-    assert_eq!(s.device_route(eui).await.unwrap(), None);
-    let route = DeviceRoute { network: "chirpstack".into(), application: "app-1".into(), device_id: None };
-    s.set_device_route(eui, &route).await.unwrap();
-    let moved =
-        DeviceRoute { network: "ttn".into(), application: "eclairage@ttn".into(), device_id: Some("a-12".into()) };
-    s.set_device_route(eui, &moved).await.unwrap();
-    assert_eq!(s.device_route(eui).await.unwrap(), Some(moved));
-
-    let t0 = at("2026-06-01T10:00:00Z");
-    let org_a = OrganisationId::parse("commune-a").unwrap();
-    let new = |id: &str, min: i64| NewDownlink {
-        id: id.into(),
-        organisation: org_a.clone(),
-        dev_eui: eui.into(),
-        f_port: 10,
-        payload: vec![0x01, 0xff],
-        confirmed: true,
-        requested_by: Some("user:x".into()),
-        created_at: t0 + Duration::minutes(min),
-    };
-    s.add_downlink(&new("d1", 0)).await.unwrap();
-    s.add_downlink(&new("d2", 1)).await.unwrap();
-    assert!(matches!(s.add_downlink(&new("d1", 2)).await, Err(StoreError::Conflict(_))));
-    let orphan = NewDownlink { dev_eui: "0000000000000001".into(), ..new("d3", 3) };
-    assert!(matches!(s.add_downlink(&orphan).await, Err(StoreError::Conflict(_))));
-    let d1 = s.downlink("d1").await.unwrap().unwrap();
-    assert_eq!((d1.downlink.clone(), d1.status, d1.sent_at), (new("d1", 0), DownlinkStatus::Queued, None));
-    let queued: Vec<String> = s.queued_downlinks(10).await.unwrap().into_iter().map(|d| d.downlink.id).collect();
-    assert_eq!(queued, ["d1", "d2"]);
-
-    let change = |status, min: i64, org: Option<&str>| DownlinkChange {
-        id: "d1".into(),
-        organisation: org.map(|o| OrganisationId::parse(o).unwrap()),
-        status,
-        at: t0 + Duration::minutes(min),
-        detail: None,
-        f_cnt_down: Some(7),
-    };
-    assert!(s.advance_downlink(&change(DownlinkStatus::Sent, 1, None)).await.unwrap());
-    // Another organisation's network server cannot move it.
-    assert!(!s.advance_downlink(&change(DownlinkStatus::Acknowledged, 2, Some("commune-b"))).await.unwrap());
-    assert!(s.advance_downlink(&change(DownlinkStatus::Acknowledged, 3, Some("commune-a"))).await.unwrap());
-    // A late transmission report, or a second acknowledgement, changes nothing.
-    assert!(!s.advance_downlink(&change(DownlinkStatus::Transmitted, 4, None)).await.unwrap());
-    assert!(!s.advance_downlink(&change(DownlinkStatus::Failed, 5, None)).await.unwrap());
-    let d1 = s.downlink("d1").await.unwrap().unwrap();
-    assert_eq!(d1.status, DownlinkStatus::Acknowledged);
-    assert_eq!(
-        (d1.sent_at, d1.acknowledged_at, d1.transmitted_at),
-        (Some(t0 + Duration::minutes(1)), Some(t0 + Duration::minutes(3)), None)
-    );
-    assert_eq!(d1.f_cnt_down, Some(7));
-    let failed =
-        DownlinkChange { id: "d2".into(), detail: Some("no route".into()), ..change(DownlinkStatus::Failed, 6, None) };
-    assert!(s.advance_downlink(&failed).await.unwrap());
-    assert!(s.queued_downlinks(10).await.unwrap().is_empty());
-    let listed: Vec<(String, Option<String>)> =
-        s.list_downlinks(eui, 10).await.unwrap().into_iter().map(|d| (d.downlink.id, d.detail)).collect();
-    assert_eq!(listed, [("d2".to_owned(), Some("no route".to_owned())), ("d1".to_owned(), None)]);
-    // Deleting the device deletes its downlinks and route.
-    s.delete_device(eui).await.unwrap();
-    assert!(s.downlink("d1").await.unwrap().is_none());
-    assert_eq!(s.device_route(eui).await.unwrap(), None);
 }
 
 suite!(

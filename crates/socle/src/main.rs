@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod admin;
+mod alert_notices;
 mod alerting;
 mod bench;
 mod config;

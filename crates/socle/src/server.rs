@@ -74,17 +74,19 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     let vapid = socle_notify::Notifier::load_vapid(&store, config.notify.vapid_key_file.as_deref())
         .await
         .context("loading the Web Push (VAPID) key")?;
-    let notifier = socle_notify::Notifier::new(
-        store.clone(),
-        notify_config,
-        vapid,
-        state.notification_visibility(),
-        std::sync::Arc::new(AlertsNotWiredYet),
-    )
-    .context("notification settings")?;
-    let stop = shutdown.clone();
+    let notifier = Arc::new(
+        socle_notify::Notifier::new(
+            store.clone(),
+            notify_config,
+            vapid,
+            state.notification_visibility(),
+            Arc::new(crate::alert_notices::StoredAlertStatus(store.clone())),
+        )
+        .context("notification settings")?,
+    );
+    let (worker, stop) = (notifier.clone(), shutdown.clone());
     tasks.spawn(async move {
-        notifier.run(stop).await;
+        worker.run(stop).await;
         Ok(())
     });
     for (subscription, organisation, network) in subscriptions {
@@ -98,8 +100,14 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     }
     // The demo starts alerting itself once its history is written (it evaluates it).
     if demo.is_none() {
-        let (_alerting, task) =
+        let (alerting, task) =
             crate::alerting::start(store.clone(), pipeline.feed(), TimeDelta::zero(), shutdown.clone()).await?;
+        let forward =
+            crate::alert_notices::forward(store.clone(), notifier.clone(), alerting.subscribe(), shutdown.clone());
+        tasks.spawn(async move {
+            forward.await;
+            Ok(())
+        });
         tasks.spawn(async move {
             task.await.context("alerting task")?;
             Ok(())
@@ -108,7 +116,16 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     if let Some(mode) = demo {
         println!("Démo : http://{addr}/api/v1/organisations — documentation de l'API : http://{addr}/api/openapi.json");
         println!("Connexion / sign in: http://{addr}/connexion");
-        tasks.spawn(run_demo(store.clone(), state.metrics.clone(), addr, config.demo.clone(), mode, shutdown.clone()));
+        let demo = DemoRun {
+            store: store.clone(),
+            metrics: state.metrics.clone(),
+            server: addr,
+            feed: pipeline.feed().clone(),
+            notifier: notifier.clone(),
+            settings: config.demo.clone(),
+            mode,
+        };
+        tasks.spawn(run_demo(demo, shutdown.clone()));
     }
     let signal_token = shutdown.clone();
     tokio::spawn(async move {
@@ -191,14 +208,20 @@ async fn retention_loop(
     }
 }
 
-async fn run_demo(
+/// What the demo runs with.
+struct DemoRun {
     store: DynStore,
     metrics: Arc<socle_api::Metrics>,
+    /// This server, which the live uplinks are posted to.
     server: std::net::SocketAddr,
+    feed: socle_storage::CommitFeed,
+    notifier: Arc<socle_notify::Notifier>,
     settings: DemoSection,
     mode: DemoMode,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+}
+
+async fn run_demo(demo: DemoRun, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let DemoRun { store, metrics, server, feed, notifier, settings, mode } = demo;
     let work = async {
         let now = Utc::now();
         let territory = socle_demo::setup(&store, now).await.context("creating the demo territory")?;
@@ -225,7 +248,8 @@ async fn run_demo(
     let alerting_task = {
         let (store, feed, shutdown) = (store.clone(), feed.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let (alerting, task) = crate::alerting::start(store.clone(), &feed, lookback, shutdown).await?;
+            let (alerting, task) = crate::alerting::start(store.clone(), &feed, lookback, shutdown.clone()).await?;
+            tokio::spawn(crate::alert_notices::forward(store.clone(), notifier, alerting.subscribe(), shutdown));
             if added > 0 {
                 crate::alerting::demo_lifecycle(&store, &alerting).await.context("demo alert lifecycle")?;
             }
@@ -272,18 +296,5 @@ pub async fn check(config: &Config) -> anyhow::Result<()> {
         Ok(())
     } else {
         anyhow::bail!("{} inconsistencies found", report.problems.len())
-    }
-}
-
-/// Stands for the alert store until the alert engine is wired: nothing calls
-/// `Notifier::notify` yet, so no escalation check is ever due. The adapter
-/// gluing alerts to notifications replaces it with the real alert status.
-struct AlertsNotWiredYet;
-
-#[async_trait::async_trait]
-impl socle_notify::AlertStatus for AlertsNotWiredYet {
-    async fn is_acknowledged_or_resolved(&self, _alert_id: &str) -> bool {
-        // Never escalate about an alert nobody can look up.
-        true
     }
 }
