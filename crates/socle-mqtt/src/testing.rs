@@ -67,10 +67,15 @@ impl Drop for Broker {
     }
 }
 
+/// The client's request queue: [`publish_all`] fills it before polling.
+pub const PUBLISH_ALL_MAX: usize = 1024;
+
 /// Publishes `messages` with QoS 1 and returns once the broker acknowledged them all.
+/// At most [`PUBLISH_ALL_MAX`]: they are all queued before the acknowledgements are read.
 pub async fn publish_all(port: u16, client_id: &str, messages: &[(String, Vec<u8>)]) {
+    assert!(messages.len() <= PUBLISH_ALL_MAX, "publish at most {PUBLISH_ALL_MAX} messages at once");
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let (client, mut eventloop) = AsyncClient::new(MqttOptions::new(client_id, "127.0.0.1", port), 1024);
+    let (client, mut eventloop) = AsyncClient::new(MqttOptions::new(client_id, "127.0.0.1", port), PUBLISH_ALL_MAX);
     for (topic, payload) in messages {
         client.publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone()).await.expect("queue a publish");
     }
