@@ -191,22 +191,23 @@ fn manage_problem(lang: Lang, e: ManageError, what: &str) -> Problem {
     }
 }
 
+/// A small JSON body, whole, or 413 naming what it should have been (`what`: French, English).
+async fn read_small(lang: Lang, headers: &HeaderMap, body: Body, max: usize, what: (&str, &str)) -> ApiResult<Vec<u8>> {
+    match read_limited(headers, body, max, 0).await {
+        Read::Whole(b) => Ok(b),
+        Read::TooLarge { .. } | Read::Broken => Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            lang,
+            ("Corps trop volumineux", "Body too large"),
+            lang.pick(format!("{} fait au plus {max} octets.", what.0), format!("{} is at most {max} bytes.", what.1)),
+        )),
+    }
+}
+
 async fn read_device(lang: Lang, headers: &HeaderMap, body: Body) -> ApiResult<Device> {
-    let bytes = match read_limited(headers, body, MAX_DEVICE_BYTES, 0).await {
-        Read::Whole(b) => b,
-        Read::TooLarge { .. } | Read::Broken => {
-            return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                lang,
-                ("Corps trop volumineux", "Body too large"),
-                lang.pick(
-                    format!("Une définition de capteur fait au plus {MAX_DEVICE_BYTES} octets."),
-                    format!("A device definition is at most {MAX_DEVICE_BYTES} bytes."),
-                ),
-            ))
-        }
-    };
+    let what = ("Une définition de capteur", "A device definition");
+    let bytes = read_small(lang, headers, body, MAX_DEVICE_BYTES, what).await?;
     serde_json::from_slice::<Device>(&bytes).map_err(|e| {
         Problem::bad_request(
             lang,
@@ -661,21 +662,7 @@ fn bad_downlink(lang: Lang, fr: String, en: String) -> Problem {
 
 async fn read_downlink(lang: Lang, headers: &HeaderMap, body: Body) -> ApiResult<(DownlinkInput, Vec<u8>)> {
     use base64::Engine as _;
-    let bytes = match read_limited(headers, body, MAX_DOWNLINK_BYTES, 0).await {
-        Read::Whole(b) => b,
-        Read::TooLarge { .. } | Read::Broken => {
-            return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                lang,
-                ("Corps trop volumineux", "Body too large"),
-                lang.pick(
-                    format!("Une commande fait au plus {MAX_DOWNLINK_BYTES} octets."),
-                    format!("A command is at most {MAX_DOWNLINK_BYTES} bytes."),
-                ),
-            ))
-        }
-    };
+    let bytes = read_small(lang, headers, body, MAX_DOWNLINK_BYTES, ("Une commande", "A command")).await?;
     let input: DownlinkInput = serde_json::from_slice(&bytes)
         .map_err(|e| bad_downlink(lang, format!("Commande illisible : {e}."), format!("Unreadable command: {e}.")))?;
     let data = match (&input.data, &input.hex) {
