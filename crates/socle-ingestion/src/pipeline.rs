@@ -225,11 +225,21 @@ impl Pipeline {
             payload: command.data,
             confirmed: command.confirmed,
             requested_by: request.requested_by,
-            created_at: Utc::now(),
+            // Storage keeps milliseconds: the answer says what a later read will.
+            created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default(),
         };
         store.add_downlink(&new).await?;
         self.inner.downlinks_queued.notify_one();
-        store.downlink(&new.id).await?.ok_or(DownlinkRefused::Store(StoreError::Corrupt("downlink vanished".into())))
+        Ok(Downlink {
+            downlink: new,
+            status: socle_domain::DownlinkStatus::Queued,
+            detail: None,
+            f_cnt_down: None,
+            sent_at: None,
+            transmitted_at: None,
+            acknowledged_at: None,
+            failed_at: None,
+        })
     }
 
     /// Resolves when a downlink was queued since the last call (or `timeout` passed).

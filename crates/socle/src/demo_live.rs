@@ -68,23 +68,21 @@ async fn post(
     name: String,
     body: Vec<u8>,
 ) -> anyhow::Result<WriteOutcome> {
-    {
-        let response = client
-            .post(&url)
-            .header("X-Socle-Token", token)
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .context("posting a demo uplink")?;
-        let status = response.status();
-        let answer: serde_json::Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            anyhow::bail!("uplink of {name} refused ({status}): {}", answer["detail"]);
-        }
-        let count = |k: &str| answer[k].as_u64().unwrap_or(0);
-        Ok(WriteOutcome { stored: count("observations"), duplicates: count("duplicateObservations") })
+    let response = client
+        .post(&url)
+        .header("X-Socle-Token", token)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .context("posting a demo uplink")?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("uplink of {name} refused ({status}): {}", answer["detail"]);
     }
+    let count = |k: &str| answer[k].as_u64().unwrap_or(0);
+    Ok(WriteOutcome { stored: count("observations"), duplicates: count("duplicateObservations") })
 }
 
 impl socle_demo::ObservationSink for UplinkSink {
