@@ -6,11 +6,13 @@
 //! is delivered again. Handlers must therefore be idempotent — the ingestion
 //! pipeline is, through its frame keys.
 //!
-//! Two tasks share the connection: one drives rumqttc's event loop (which
-//! must never block, or keep-alives stop), the other hands messages to the
-//! handler in batches and sends the PUBACKs in the order the messages came,
-//! as MQTT 3.1.1 requires.
+//! Two tasks share the connection: one drives rumqttc's event loop, the other
+//! hands messages to the handler in batches and sends the PUBACKs in the order
+//! the messages came, as MQTT 3.1.1 requires. The driver waits for the worker
+//! when the worker is behind (that is the back-pressure on the broker); the
+//! worker never waits for the driver, so the two cannot wait on each other.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
@@ -183,10 +185,18 @@ async fn work<H: Handler>(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Stats {
     let mut stats = Stats::default();
+    let mut acks = Acks { client, queue: VecDeque::new() };
     loop {
+        acks.flush(&mut stats);
         let first = tokio::select! {
             p = rx.recv() => match p { Some(p) => p, None => return stats },
-            _ = wait_stop(stop.clone()) => return stats,
+            _ = wait_stop(stop.clone()) => {
+                acks.drain(&mut stats).await;
+                return stats;
+            }
+            // The event loop drains acknowledgements between two messages:
+            // come back for those it had no room for.
+            () = tokio::time::sleep(ACK_RETRY), if !acks.queue.is_empty() => continue,
         };
         let mut batch = vec![first];
         while batch.len() < batch_max {
@@ -216,11 +226,45 @@ async fn work<H: Handler>(
                 }
             }
         }
-        for p in &batch {
-            match client.ack(p).await {
-                Ok(()) => stats.acknowledged += 1,
-                Err(e) => tracing::warn!(error = %e, "MQTT acknowledgement not queued; the broker will redeliver"),
+        acks.queue.extend(batch);
+    }
+}
+
+/// Pause before offering the event loop acknowledgements it had no room for.
+const ACK_RETRY: Duration = Duration::from_millis(5);
+
+/// PUBACKs owed to the broker, in the order they must go out.
+///
+/// They are offered to the event loop without waiting: the event loop may
+/// itself be waiting for the worker to take the next message (its channel to
+/// the worker is full), and a worker waiting for room among the event loop's
+/// requests would then stop both for good.
+struct Acks {
+    client: AsyncClient,
+    queue: VecDeque<Publish>,
+}
+
+impl Acks {
+    fn flush(&mut self, stats: &mut Stats) {
+        while let Some(p) = self.queue.front() {
+            if self.client.try_ack(p).is_err() {
+                // Full (or closed: then the broker redelivers them anyway).
+                return;
             }
+            self.queue.pop_front();
+            stats.acknowledged += 1;
+        }
+    }
+
+    /// At shutdown: what is left, while the event loop still runs (briefly).
+    async fn drain(&mut self, stats: &mut Stats) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        loop {
+            self.flush(stats);
+            if self.queue.is_empty() || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(ACK_RETRY).await;
         }
     }
 }

@@ -133,3 +133,39 @@ async fn unacknowledged_messages_come_back_after_a_socle_restart_and_failures_ar
     let stats = running.await.unwrap();
     assert_eq!(stats.retries, 2, "{stats:?}");
 }
+
+/// A backlog larger than what the subscriber buffers, handled slowly: the
+/// acknowledgements of one batch must not wait on the event loop while the
+/// event loop waits for the handler to take the next batch (they once did,
+/// and the subscription stopped for good after a few hundred messages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_buffers_is_drained_by_a_slow_handler() {
+    let broker = Broker::start();
+    let topics = vec!["application/+/device/+/event/+".to_string()];
+    let mut sub = Subscription::new("127.0.0.1", broker.port, "socle-test-backlog", topics);
+    sub.batch_max = 64;
+    // Subscribe once so the broker keeps a session, then stop.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(socle_mqtt::run(sub.clone(), Collect::default(), async {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(());
+    running.await.unwrap();
+
+    // Queued by the broker while Socle is away, then delivered in one burst.
+    const N: usize = 3_000;
+    publish(broker.port, N, Duration::ZERO).await;
+    let collect = Collect::default();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(socle_mqtt::run(sub, collect.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let got = wait_for(&collect, N, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), N, "every queued message reaches the handler");
+    // Acknowledgements trail the handler while the event loop delivers the burst.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_tx.send(());
+    let stats = running.await.unwrap();
+    assert_eq!(stats.acknowledged, N as u64, "{stats:?}");
+}
