@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
+use futures_util::future::try_join_all;
 use socle_domain::{OrganisationId, Page};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -267,26 +268,29 @@ impl Devices for PostgresStore {
                  ON CONFLICT DO NOTHING",
             )
             .await?;
-        let mut stored = Vec::with_capacity(frames.len());
-        let mut batch = Vec::new();
-        for f in frames {
-            // A concurrent transaction inserting the same identity makes this
-            // one wait for its outcome: committed, it is a duplicate here.
-            let new = !f.has_identity()
-                || tx.execute(&insert, &[&f.dev_eui, &f.ns_id, &f.session, &f.f_cnt.map(i64::from), &now]).await? == 1;
-            stored.push(new);
-            if new {
-                batch.extend(f.observations.iter().cloned());
-            }
-        }
+        // The statements of a body are pipelined: sent in order without
+        // waiting for each answer, so a batch of frames costs a few round trips
+        // rather than two per frame. PostgreSQL still runs them one after the
+        // other, so a frame repeated within the batch meets its first copy.
+        let identified: Vec<&FrameWrite> = frames.iter().filter(|f| f.has_identity()).collect();
+        let (tx_ref, insert, now) = (&tx, &insert, &now);
+        let inserted = try_join_all(identified.iter().map(|f| async move {
+            let f_cnt = f.f_cnt.map(i64::from);
+            tx_ref.execute(insert, &[&f.dev_eui, &f.ns_id, &f.session, &f_cnt, now]).await
+        }))
+        .await?;
+        let mut inserted = inserted.into_iter();
+        // A concurrent transaction inserting the same identity makes this
+        // one wait for its outcome: committed, it is a duplicate here.
+        let stored: Vec<bool> = frames.iter().map(|f| !f.has_identity() || inserted.next() == Some(1)).collect();
+        let batch: Vec<_> =
+            frames.iter().zip(&stored).filter(|(_, s)| **s).flat_map(|(f, _)| f.observations.iter().cloned()).collect();
         let mut fresh = HashMap::new();
         let observations = write_in(&tx, &self.series_cache, &mut fresh, &batch).await?;
         // Devices in a stable order, so concurrent transactions lock their rows alike.
         let mut kept: Vec<&FrameWrite> = frames.iter().zip(&stored).filter(|(_, s)| **s).map(|(f, _)| f).collect();
         kept.sort_by(|a, b| a.dev_eui.cmp(&b.dev_eui));
-        for f in kept {
-            update_health(&tx, &f.dev_eui, &f.health, 1).await?;
-        }
+        try_join_all(kept.into_iter().map(|f| update_health(&tx, &f.dev_eui, &f.health, 1))).await?;
         tx.commit().await?;
         lock(&self.series_cache).extend(fresh);
         Ok(FramesOutcome { stored, observations })
