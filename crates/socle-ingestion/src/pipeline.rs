@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 use serde_json::{Map, Value};
 use socle_domain::{Entity, Observation, OrganisationId};
 use socle_ingest::downlink::{self, from_ttn as ttn_down, DownlinkUpdate};
@@ -27,6 +28,9 @@ use crate::source::{Input, Source};
 
 /// Bytes of an oversized body kept in its dead letter, for inspection.
 const OVERSIZED_KEPT_BYTES: usize = 4096;
+
+/// Bodies of one batch prepared at once (reads of devices and entities, codecs).
+const PREPARE_CONCURRENCY: usize = 8;
 
 /// Limits and resources of a pipeline.
 #[derive(Debug, Clone)]
@@ -305,8 +309,15 @@ impl Pipeline {
         };
         let mut results: Vec<Option<Result<Accepted, Rejection>>> = Vec::with_capacity(inputs.len());
         let mut pending: Vec<(usize, Vec<FrameWrite>, Vec<String>)> = Vec::new();
-        for (i, input) in inputs.iter().enumerate() {
-            match self.prepare(input).await {
+        // Each body needs its device (and entity) read, and maybe a codec run:
+        // done for several bodies at once, so a batch is not a chain of round
+        // trips to the database. Results come back in the batch's order.
+        let mut prepared = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(PREPARE_CONCURRENCY) {
+            prepared.extend(join_all(chunk.iter().map(|input| self.prepare(input))).await);
+        }
+        for (i, (input, prepared)) in inputs.iter().zip(prepared).enumerate() {
+            match prepared {
                 Ok(Prepared::Frames { frames, missing }) => {
                     results.push(None);
                     pending.push((i, frames, missing));
