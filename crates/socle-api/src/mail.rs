@@ -1,16 +1,13 @@
 //! Outgoing mail (password reset links) through the configured SMTP relay,
 //! with `lettre`. Logs name the user by id: the address stays in the mail.
 
-use std::time::Duration;
-
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use socle_domain::{Email, UserId};
 
 use crate::i18n::Lang;
-use crate::settings::{SmtpSecurity, SmtpSettings};
+use crate::settings::SmtpSettings;
 use crate::web::texts::Texts;
 
 #[derive(Clone)]
@@ -21,18 +18,8 @@ pub struct Mailer {
 
 impl Mailer {
     pub fn new(s: &SmtpSettings) -> Result<Self, String> {
-        let from: Mailbox = s.from.parse().map_err(|e| format!("smtp.from is not a valid sender: {e}"))?;
-        type T = AsyncSmtpTransport<Tokio1Executor>;
-        let builder = match s.security {
-            SmtpSecurity::None => T::builder_dangerous(&s.host),
-            SmtpSecurity::Starttls => T::starttls_relay(&s.host).map_err(|e| format!("smtp.host: {e}"))?,
-            SmtpSecurity::Tls => T::relay(&s.host).map_err(|e| format!("smtp.host: {e}"))?,
-        };
-        let mut builder = builder.port(s.port).timeout(Some(Duration::from_secs(20)));
-        if let (Some(user), Some(password)) = (&s.username, &s.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-        }
-        Ok(Self { transport: builder.build(), from })
+        let (transport, from) = socle_notify::smtp_transport(s)?;
+        Ok(Self { transport, from })
     }
 
     /// Sends the reset link; failures are logged (without the address), not returned:

@@ -5,6 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use socle_notify::{SmtpSecurity, SmtpSettings};
+
 /// Settings of sessions, sign-in, mail, OpenID Connect and rate limits.
 #[derive(Debug, Clone)]
 pub struct WebSettings {
@@ -81,38 +83,6 @@ pub struct RateLimits {
     pub per_ip_per_minute: u32,
     /// Per token (or per signed-in user).
     pub per_token_per_minute: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    /// Plain SMTP (a relay on the same host or network).
-    None,
-    /// Upgrade with STARTTLS (port 587).
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-}
-
-#[derive(Clone)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    /// Sender, e.g. `Socle <ne-pas-repondre@example.fr>`.
-    pub from: String,
-    pub security: SmtpSecurity,
-    pub username: Option<String>,
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for SmtpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("security", &self.security)
-            .field("credentials", &self.username.is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Clone)]

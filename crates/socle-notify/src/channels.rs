@@ -10,12 +10,16 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpSecurity {
+    /// Plain SMTP (a relay on the same host or network).
     None,
+    /// Upgrade with STARTTLS (port 587).
     Starttls,
+    /// TLS from the first byte (port 465).
     Tls,
 }
 
-/// The relay notifications are mailed through (the `[smtp]` section).
+/// The relay all of Socle's mail goes through (the `[smtp]` section):
+/// notifications here, sign-in mail in `socle-api`.
 #[derive(Clone, PartialEq)]
 pub struct SmtpSettings {
     pub host: String,
@@ -23,7 +27,25 @@ pub struct SmtpSettings {
     pub security: SmtpSecurity,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Sender, e.g. `Socle <ne-pas-repondre@example.fr>`.
     pub from: String,
+}
+
+/// The transport to the relay of `s` and its sender: one way to reach the
+/// relay for every kind of mail Socle sends.
+pub fn smtp_transport(s: &SmtpSettings) -> Result<(AsyncSmtpTransport<Tokio1Executor>, Mailbox), String> {
+    let from: Mailbox = s.from.parse().map_err(|e| format!("smtp.from is not a valid sender: {e}"))?;
+    type T = AsyncSmtpTransport<Tokio1Executor>;
+    let builder = match s.security {
+        SmtpSecurity::None => T::builder_dangerous(&s.host),
+        SmtpSecurity::Starttls => T::starttls_relay(&s.host).map_err(|e| format!("smtp.host: {e}"))?,
+        SmtpSecurity::Tls => T::relay(&s.host).map_err(|e| format!("smtp.host: {e}"))?,
+    };
+    let mut builder = builder.port(s.port).timeout(Some(Duration::from_secs(20)));
+    if let (Some(user), Some(password)) = (&s.username, &s.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok((builder.build(), from))
 }
 
 /// An HTTP SMS gateway: `POST url` with a JSON body made from `body_template`,
@@ -72,18 +94,8 @@ pub(crate) struct Mailer {
 
 impl Mailer {
     pub fn new(s: &SmtpSettings) -> Result<Self, String> {
-        let from: Mailbox = s.from.parse().map_err(|e| format!("smtp.from is not a valid sender: {e}"))?;
-        type T = AsyncSmtpTransport<Tokio1Executor>;
-        let builder = match s.security {
-            SmtpSecurity::None => T::builder_dangerous(&s.host),
-            SmtpSecurity::Starttls => T::starttls_relay(&s.host).map_err(|e| format!("smtp.host: {e}"))?,
-            SmtpSecurity::Tls => T::relay(&s.host).map_err(|e| format!("smtp.host: {e}"))?,
-        };
-        let mut builder = builder.port(s.port).timeout(Some(Duration::from_secs(20)));
-        if let (Some(user), Some(password)) = (&s.username, &s.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-        }
-        Ok(Self { transport: builder.build(), from })
+        let (transport, from) = smtp_transport(s)?;
+        Ok(Self { transport, from })
     }
 
     /// Sends one message; the delivery id goes in a header so that a mail

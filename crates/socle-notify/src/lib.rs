@@ -16,7 +16,7 @@ pub mod text;
 pub mod webhook;
 pub mod webpush;
 
-pub use channels::{SmsGateway, SmtpSecurity, SmtpSettings};
+pub use channels::{smtp_transport, SmsGateway, SmtpSecurity, SmtpSettings};
 pub use notice::{AlertNotice, AlertStatus, NoticeKind, Visibility};
 pub use notifier::{Notifier, NotifyConfig, NotifyError};
 pub use socle_rules::Severity;

@@ -446,18 +446,7 @@ impl Config {
     /// Notification settings, from `[notify]`, `[smtp]` and the web settings' public URL.
     pub fn notify(&self, web: &WebSettings) -> socle_notify::NotifyConfig {
         let n = &self.notify;
-        let smtp = web.smtp.as_ref().map(|s| socle_notify::SmtpSettings {
-            host: s.host.clone(),
-            port: s.port,
-            security: match s.security {
-                SmtpSecurity::None => socle_notify::SmtpSecurity::None,
-                SmtpSecurity::Starttls => socle_notify::SmtpSecurity::Starttls,
-                SmtpSecurity::Tls => socle_notify::SmtpSecurity::Tls,
-            },
-            username: s.username.clone(),
-            password: s.password.clone(),
-            from: s.from.clone(),
-        });
+        let smtp = web.smtp.clone();
         let vapid_subject = n.vapid_subject.clone().unwrap_or_else(|| match &smtp {
             Some(s) => {
                 let address = s.from.rsplit('<').next().unwrap_or(&s.from).trim_end_matches('>');
