@@ -183,6 +183,12 @@ pub fn route_table() -> Vec<RouteSpec> {
         page("/tableaux", GET, Access::Open, get(web::hypervisor::dashboards_index)),
         page("/tableaux/{domaine}", GET, Access::Open, get(web::hypervisor::dashboard_page)),
         page("/elu", GET, Access::Open, get(web::hypervisor::elected_page)),
+        // Alerts and rules: members of the organisations concerned (policy/alerts.rs).
+        page("/alertes", GET, Access::Member, get(web::alerts::alerts_page)),
+        page("/alertes/{id}", GET, Access::Member, get(web::alerts::alert_page)),
+        page("/alertes/{id}/{action}", POST, Access::Member, post(web::alerts::alert_act)),
+        page("/regles", GET, Access::Member, get(web::alerts::rules_page)),
+        page("/regles/{id}", GET_POST, Access::Member, get(web::alerts::rule_page).post(web::alerts::rule_submit)),
         page("/static/{file}", GET, Access::Open, get(web::asset)),
     ]
 }

@@ -743,6 +743,54 @@ async fn web_rules(base: &str, path: &str, caller: &Caller, callers: &[Caller], 
                 "the victim's token still works",
             );
         }
+        "/alertes" | "/regles" | "/alertes/{id}" | "/regles/{id}" | "/alertes/{id}/{action}" => {
+            let ingestion = name.starts_with("ingestion");
+            let page = match path {
+                "/alertes/{id}" => "/alertes/999999".to_owned(),
+                "/regles/{id}" => "/regles/rule-b".to_owned(),
+                "/alertes/{id}/{action}" => "/alertes/999999/commentaire".to_owned(),
+                p => p.to_owned(),
+            };
+            if path == "/alertes/{id}/{action}" || path == "/regles/{id}" {
+                let form = "csrf=wrong&texte=x&definition=%7B%7D&action=apercu";
+                let (status, _) = send(base, Method::POST, &page, caller, Some(form)).await;
+                let handler =
+                    if path == "/regles/{id}" { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::NOT_FOUND };
+                let want = match k {
+                    "anonymous" => StatusCode::UNAUTHORIZED,
+                    _ if ingestion => StatusCode::FORBIDDEN,
+                    _ => no_csrf(handler),
+                };
+                expect(status, want, &format!("POST {page} without CSRF"));
+                if path == "/alertes/{id}/{action}" {
+                    return;
+                }
+            }
+            let (status, body) = call(base, &page, caller).await;
+            let visible = match path {
+                "/alertes/{id}" => false,
+                "/regles/{id}" => body.contains("rule-b") && status == StatusCode::OK,
+                _ => true,
+            };
+            let want = match k {
+                "anonymous" => StatusCode::SEE_OTHER,
+                _ if ingestion => StatusCode::FORBIDDEN,
+                _ if visible => StatusCode::OK,
+                _ => StatusCode::NOT_FOUND,
+            };
+            expect(status, want, &page);
+            if path == "/regles/{id}" && status == StatusCode::OK {
+                let reads_b = [
+                    "agent of commune B",
+                    "admin of the syndicate",
+                    "session of the admin of the syndicate",
+                    "session of A agent and B admin",
+                ];
+                assert!(reads_b.contains(&name), "{name} reads commune B's rule page");
+            }
+            alerting::assert_no_foreign_alert(&body, caller, &page);
+            assert_no_foreign_marker(&body, caller, &page);
+        }
         other => panic!("web route {other} has no isolation rule: add one to this matrix"),
     }
 }
@@ -1260,7 +1308,7 @@ mod alerting {
         }
     }
 
-    fn assert_no_foreign_alert(body: &str, c: &Caller, what: &str) {
+    pub fn assert_no_foreign_alert(body: &str, c: &Caller, what: &str) {
         for commune in ["a", "b"] {
             for v in VISIBILITIES {
                 if !sees_alert(c, commune, v) {
