@@ -452,7 +452,79 @@ async fn scenario(t: TestStore) {
         api.send(&agent_a, Method::DELETE, &format!("/api/v1/push/subscriptions/{push_id}"), None).await.0,
         StatusCode::NO_CONTENT
     );
+
+    // The pages, for a person signed in: commune B's agent and B's open alert.
+    let (cookie, csrf) = session(s, "agent-b@t.fr").await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = |path: String| {
+        let req = browser.get(format!("{}{path}", api.base)).header("cookie", format!("socle_session={cookie}"));
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let (status, body) = page("/alertes".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&format!("/alertes/{id_b}")) && !body.contains(&format!("/alertes/{id}\"")), "{body}");
+    let (status, body) = page(format!("/alertes/{id_b}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for form in ["prise-en-compte", "affectation", "cloture", "commentaire"] {
+        assert!(body.contains(&format!("action=\"/alertes/{id_b}/{form}\"")), "{form} form: {body}");
+    }
+    assert!(body.contains("/carte?entite="), "a link to the map");
+    assert_eq!(page(format!("/alertes/{id}")).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = page(format!("/entites/{}", container("b").as_str())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Alertes en cours") && body.contains(&format!("/alertes/{id_b}")), "{body}");
+    let post = |path: String, form: String| {
+        let req = browser
+            .post(format!("{}{path}", api.base))
+            .header("cookie", format!("socle_session={cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form);
+        async move { req.send().await.unwrap().status() }
+    };
+    let comment = format!("csrf={csrf}&texte=Vu+depuis+la+page");
+    assert_eq!(post(format!("/alertes/{id_b}/commentaire"), comment.clone()).await, StatusCode::SEE_OTHER);
+    assert_eq!(post(format!("/alertes/{id_b}/commentaire"), "csrf=faux&texte=x".into()).await, StatusCode::FORBIDDEN);
+    assert_eq!(post(format!("/alertes/{id_b}/prise-en-compte"), format!("csrf={csrf}")).await, StatusCode::SEE_OTHER);
+    let (_, body) = page(format!("/alertes/{id_b}")).await;
+    assert!(body.contains("Vu depuis la page") && body.contains("prise en compte"), "{body}");
+    // The rule page: preview of an edited definition before saving.
+    let (status, body) = page("/regles/conteneurs-b".into()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let definition = serde_json::to_string(&fill_rule("essai", "commune-b", 70.0)).unwrap();
+    let form =
+        serde_urlencoded::to_string([("csrf", csrf.as_str()), ("definition", &definition), ("action", "apercu")])
+            .unwrap();
+    let res = browser
+        .post(format!("{}/regles/nouvelle", api.base))
+        .header("cookie", format!("socle_session={cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("aurait ouvert"), "{body}");
     stop.cancel();
+}
+
+async fn session(s: &DynStore, email: &str) -> (String, String) {
+    let user = s.credentials(&Email::parse(email).unwrap()).await.unwrap().unwrap().user;
+    let (id, csrf) = (socle_api::security::random_secret(), socle_api::security::random_secret());
+    let now = Utc::now();
+    let session = socle_storage::WebSession {
+        user: user.id,
+        csrf_token: csrf.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + Duration::days(1),
+    };
+    s.create_session(&hash_secret(&id), &session).await.unwrap();
+    (id, csrf)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
