@@ -189,6 +189,10 @@ pub fn route_table() -> Vec<RouteSpec> {
         page("/alertes/{id}/{action}", POST, Access::Member, post(web::alerts::alert_act)),
         page("/regles", GET, Access::Member, get(web::alerts::rules_page)),
         page("/regles/{id}", GET_POST, Access::Member, get(web::alerts::rule_page).post(web::alerts::rule_submit)),
+        // The installable app: manifest, service worker (Web Push), icon.
+        page("/manifest.webmanifest", GET, Access::Open, get(web::alerts::manifest)),
+        page("/sw.js", GET, Access::Open, get(web::alerts::service_worker)),
+        page("/icone.svg", GET, Access::Open, get(web::alerts::icon)),
         page("/static/{file}", GET, Access::Open, get(web::asset)),
     ]
 }

@@ -145,6 +145,17 @@ async fn scenario(t: TestStore) {
     let (status, body) = api.get(&agent_a, "/api/v1/push/vapid-public-key").await;
     assert_eq!((status, body["publicKey"].as_str()), (StatusCode::OK, Some("BPublicKey")));
     state.attach_alerting(alerting.clone());
+    // The installable app.
+    let res = api.client.get(format!("{}/manifest.webmanifest", api.base)).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "application/manifest+json");
+    let manifest: Value = res.json().await.unwrap();
+    assert_eq!((manifest["start_url"].as_str(), manifest["display"].as_str()), (Some("/alertes"), Some("standalone")));
+    assert_eq!(manifest["icons"][0]["src"], "/icone.svg");
+    let res = api.client.get(format!("{}/sw.js", api.base)).send().await.unwrap();
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(res.text().await.unwrap().contains("showNotification"));
+    let res = api.client.get(format!("{}/icone.svg", api.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 
     // Rules: administrators of the organisation write them.
     let rule = fill_rule("conteneurs-a", "commune-a", 80.0);

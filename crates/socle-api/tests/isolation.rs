@@ -791,6 +791,11 @@ async fn web_rules(base: &str, path: &str, caller: &Caller, callers: &[Caller], 
             alerting::assert_no_foreign_alert(&body, caller, &page);
             assert_no_foreign_marker(&body, caller, &page);
         }
+        "/manifest.webmanifest" | "/sw.js" | "/icone.svg" => {
+            let (status, body) = call(base, path, caller).await;
+            expect(status, StatusCode::OK, path);
+            assert_no_foreign_marker(&body, caller, path);
+        }
         other => panic!("web route {other} has no isolation rule: add one to this matrix"),
     }
 }

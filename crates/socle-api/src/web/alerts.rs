@@ -56,6 +56,11 @@ pub struct AlertWords {
     pub saved: &'static str,
     pub rule_hint: &'static str,
     pub open_alerts: &'static str,
+    pub push_button: &'static str,
+    pub push_working: &'static str,
+    pub push_done: &'static str,
+    pub push_failed: &'static str,
+    pub push_unsupported: &'static str,
 }
 
 pub const FR: AlertWords = AlertWords {
@@ -95,6 +100,11 @@ pub const FR: AlertWords = AlertWords {
     saved: "Règle enregistrée.",
     rule_hint: "Types de condition : threshold (seuil avec hystérésis et durée minimale), silence, batteryLow, rate (vitesse de variation), leak (débit de nuit), fill (remplissage), occupancy (hors calendrier d'occupation).",
     open_alerts: "Alertes en cours",
+    push_button: "Recevoir les alertes sur ce téléphone",
+    push_working: "Inscription en cours…",
+    push_done: "Ce téléphone recevra les alertes.",
+    push_failed: "L'inscription n'a pas abouti",
+    push_unsupported: "Ce navigateur ne reçoit pas de notifications.",
 };
 
 pub const EN: AlertWords = AlertWords {
@@ -134,6 +144,11 @@ pub const EN: AlertWords = AlertWords {
     saved: "Rule saved.",
     rule_hint: "Condition types: threshold (with hysteresis and minimum duration), silence, batteryLow, rate (rate of change), leak (night flow), fill (filling level), occupancy (outside an occupancy calendar).",
     open_alerts: "Open alerts",
+    push_button: "Receive alerts on this phone",
+    push_working: "Subscribing…",
+    push_done: "This phone will receive the alerts.",
+    push_failed: "Subscribing failed",
+    push_unsupported: "This browser does not receive notifications.",
 };
 
 pub fn words(lang: &str) -> &'static AlertWords {
@@ -667,4 +682,42 @@ pub async fn rule_submit(
             html(status, lang, &page, cookie.into_iter().collect())
         }
     }
+}
+
+/// The web app manifest: the hypervisor installs as an app opening on the alerts.
+pub async fn manifest(headers: HeaderMap) -> Response {
+    let lang = super::page_lang(&headers);
+    let en = lang == Lang::En;
+    let body = serde_json::json!({
+        "name": if en { "Socle — alerts and hypervisor" } else { "Socle — alertes et hyperviseur" },
+        "short_name": "Socle",
+        "lang": if en { "en" } else { "fr" },
+        "start_url": "/alertes",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#000091",
+        "icons": [{"src": "/icone.svg", "sizes": "any", "type": "image/svg+xml", "purpose": "any"}],
+    });
+    static_file(body.to_string().into_bytes(), "application/manifest+json")
+}
+
+/// The service worker, at the root so that its scope is the whole site.
+pub async fn service_worker() -> Response {
+    static_file(include_bytes!("../../static/sw.js").to_vec(), "text/javascript; charset=utf-8")
+}
+
+pub async fn icon() -> Response {
+    static_file(include_bytes!("../../static/icon.svg").to_vec(), "image/svg+xml")
+}
+
+fn static_file(body: Vec<u8>, mime: &'static str) -> Response {
+    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+    use axum::http::HeaderValue;
+    use axum::response::IntoResponse;
+    let mut res = body.into_response();
+    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(mime));
+    // Unhashed names: browsers must check for a new version.
+    res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
 }

@@ -3,6 +3,7 @@
 import { initMap } from "./map.js";
 import { initChart } from "./chart.js";
 import { initLiveValues } from "./live.js";
+import { initPush } from "./push.js";
 
 function boot() {
   const map = document.getElementById("carte");
@@ -10,6 +11,7 @@ function boot() {
   const chart = document.getElementById("graphique");
   if (chart) initChart(chart);
   initLiveValues(document);
+  initPush(document);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
