@@ -495,10 +495,24 @@ async fn scenario(t: TestStore) {
             .body(form);
         async move { req.send().await.unwrap().status() }
     };
+    // Live changes (SSE): B's agent hears of B's alert, A's agent does not.
+    let live = |who: &Person| {
+        let req = api.client.get(format!("{}/api/v1/live", api.base)).bearer_auth(&who.token);
+        async move { req.send().await.unwrap() }
+    };
+    let (mut live_b, mut live_a) = (live(&agent_b).await, live(&agent_a).await);
     let comment = format!("csrf={csrf}&texte=Vu+depuis+la+page");
     assert_eq!(post(format!("/alertes/{id_b}/commentaire"), comment.clone()).await, StatusCode::SEE_OTHER);
     assert_eq!(post(format!("/alertes/{id_b}/commentaire"), "csrf=faux&texte=x".into()).await, StatusCode::FORBIDDEN);
     assert_eq!(post(format!("/alertes/{id_b}/prise-en-compte"), format!("csrf={csrf}")).await, StatusCode::SEE_OTHER);
+    let b_event = format!("\"id\":{id_b}");
+    let heard = read_until(&mut live_b, &b_event).await;
+    assert!(heard.contains("event: alert") && heard.contains("\"change\":\"commented\""), "{heard}");
+    let (status, _) =
+        api.post(&agent_a, &format!("/api/v1/alerts/{id}/comments"), &json!({"text": "Après clôture."})).await;
+    assert_eq!(status, StatusCode::OK);
+    let heard = read_until(&mut live_a, &format!("\"id\":{id}")).await;
+    assert!(!heard.contains(&b_event), "A's agent hears of B's alert: {heard}");
     let (_, body) = page(format!("/alertes/{id_b}")).await;
     assert!(body.contains("Vu depuis la page") && body.contains("prise en compte"), "{body}");
     // The rule page: preview of an edited definition before saving.
@@ -521,6 +535,20 @@ async fn scenario(t: TestStore) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("aurait ouvert"), "{body}");
     stop.cancel();
+}
+
+/// Reads an event stream until `needle` appears (10 s at most), returning what was read.
+async fn read_until(res: &mut reqwest::Response, needle: &str) -> String {
+    let mut text = String::new();
+    while !text.contains(needle) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), res.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle} within 10 s: {text}"))
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
 }
 
 async fn session(s: &DynStore, email: &str) -> (String, String) {

@@ -238,6 +238,19 @@ impl Scoped {
         Ok(Page { items, total })
     }
 
+    /// Whether the caller may see this alert (for the live feed of changes).
+    pub async fn sees_alert(&self, alert: &AlertRecord) -> Result<bool, StoreError> {
+        Ok(self.alert_entity(alert, &mut HashMap::new()).await?.is_ok())
+    }
+
+    /// The changes of alerts from now on, if the alerting service runs and the caller is a member.
+    pub fn alert_changes(&self) -> Option<tokio::sync::broadcast::Receiver<AlertChange>> {
+        if !self.caller.is_member() {
+            return None;
+        }
+        self.handle().map(AlertingHandle::subscribe)
+    }
+
     /// An alert, its entity and history, or `None` if absent or hidden.
     pub async fn alert(&self, id: i64) -> Result<Option<AlertView>, StoreError> {
         let Some(alert) = self.store.alert(id).await? else { return Ok(None) };

@@ -8,6 +8,22 @@ function keyBytes(base64url) {
   return Uint8Array.from(raw, (c) => c.charCodeAt(0));
 }
 
+// A browser without a reachable push service may never settle subscribe().
+const PUSH_SERVICE_WAIT_MS = 20000;
+
+function withTimeout(promise, ms) {
+  return Promise.race([
+    promise,
+    new Promise((_, reject) =>
+      setTimeout(() => {
+        const e = new Error(`the push service did not answer within ${ms / 1000} s`);
+        e.name = "TimeoutError";
+        reject(e);
+      }, ms),
+    ),
+  ]);
+}
+
 export function initPush(doc) {
   const button = doc.getElementById("recevoir-alertes");
   if (!button) return;
@@ -26,16 +42,18 @@ export function initPush(doc) {
     say("working", button.dataset.working);
     try {
       const registration = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
-      await navigator.serviceWorker.ready;
+      await withTimeout(navigator.serviceWorker.ready, 10000);
       button.dataset.worker = "registered";
       const res = await fetch("/api/v1/push/vapid-public-key", { credentials: "same-origin" });
       if (!res.ok) throw new Error(`vapid key: HTTP ${res.status}`);
       const { publicKey } = await res.json();
       button.dataset.key = publicKey;
-      const subscription = await registration.pushManager.subscribe({
-        userVisibleOnly: true,
-        applicationServerKey: keyBytes(publicKey),
-      });
+      button.dataset.stage = "subscribe";
+      const subscription = await withTimeout(
+        registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(publicKey) }),
+        PUSH_SERVICE_WAIT_MS,
+      );
+      button.dataset.stage = "post";
       const saved = await fetch("/api/v1/push/subscriptions", {
         method: "POST",
         credentials: "same-origin",
