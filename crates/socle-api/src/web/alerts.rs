@@ -209,7 +209,17 @@ pub fn row(a: &AlertRecord, lang: &str) -> AlertRow {
         severity_key: a.severity.clone(),
         status: status_label(a.status.as_str(), lang),
         since: when(a.since, lang),
-        value: a.value.map(|v| format!("{v}")).unwrap_or_default(),
+        value: a
+            .value
+            .map(|v| {
+                let v = format!("{}", (v * 100.0).round() / 100.0);
+                if lang == "en" {
+                    v
+                } else {
+                    v.replace('.', ",")
+                }
+            })
+            .unwrap_or_default(),
     }
 }
 
