@@ -520,6 +520,8 @@ struct RulePage {
     preview: Option<PreviewView>,
     error: Option<String>,
     saved: bool,
+    /// Links to start a new rule of each kind: (href, name).
+    kinds: Vec<(String, &'static str)>,
 }
 
 pub struct PreviewView {
@@ -534,16 +536,69 @@ pub struct PreviewView {
 #[derive(Debug, Deserialize)]
 pub struct RuleQuery {
     enregistree: Option<String>,
+    /// A rule kind to start a new rule from (`threshold`, `silence`…).
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
-fn rule_template(org: Option<&str>) -> String {
+/// The rule kinds the editor starts from: (key, French name, English name, condition, target type).
+pub const KINDS: [(&str, &str, &str, &str, &str); 7] = [
+    (
+        "threshold",
+        "Seuil (avec hystérésis et durée minimale)",
+        "Threshold (hysteresis, minimum duration)",
+        r#"{"type": "threshold", "attribute": "temperature", "direction": "above", "level": 26.0, "clear": 25.0, "minDurationSeconds": 1800}"#,
+        "Building",
+    ),
+    ("silence", "Capteur muet", "Silent device", r#"{"type": "silence", "afterSeconds": 21600}"#, "WasteContainer"),
+    (
+        "batteryLow",
+        "Pile faible",
+        "Battery low",
+        r#"{"type": "batteryLow", "percent": 15.0, "clearPercent": 25.0}"#,
+        "WasteContainer",
+    ),
+    (
+        "rate",
+        "Vitesse de variation (montée des eaux)",
+        "Rate of change (river rise)",
+        r#"{"type": "rate", "attribute": "currentLevel", "direction": "rising", "perHour": 0.1, "windowSeconds": 3600}"#,
+        "FloodMonitoring",
+    ),
+    (
+        "leak",
+        "Fuite (débit de nuit)",
+        "Leak (night flow)",
+        r#"{"type": "leak", "attribute": "flow", "level": 2.0, "nights": 2, "night": "01:00-05:00"}"#,
+        "WaterConsumptionObserved",
+    ),
+    (
+        "fill",
+        "Remplissage (conteneur à collecter)",
+        "Filling level (container to collect)",
+        r#"{"type": "fill", "percent": 80.0, "clearPercent": 60.0}"#,
+        "WasteContainer",
+    ),
+    (
+        "occupancy",
+        "Consommation hors occupation",
+        "Consumption outside occupancy",
+        r#"{"type": "occupancy", "attribute": "activePower", "level": 0.05, "minDurationSeconds": 3600, "calendar": {"week": {"monday": ["00:00-08:00", "19:00-24:00"], "tuesday": ["00:00-08:00", "19:00-24:00"], "wednesday": ["00:00-08:00", "19:00-24:00"], "thursday": ["00:00-08:00", "19:00-24:00"], "friday": ["00:00-08:00", "19:00-24:00"], "saturday": ["00:00-24:00"], "sunday": ["00:00-24:00"]}}}"#,
+        "Building",
+    ),
+];
+
+/// A new rule of `kind` (fill by default) for `org`, as the editor shows it.
+pub fn rule_template(org: Option<&str>, kind: Option<&str>) -> String {
+    let (_, fr, en, condition, target) = KINDS.iter().find(|k| Some(k.0) == kind).unwrap_or(&KINDS[5]);
     let v = serde_json::json!({
         "organisation": org.unwrap_or(""),
-        "label": {"fr": "Conteneur", "en": "Container"},
-        "target": {"type": "WasteContainer"},
+        "label": {"fr": fr, "en": en},
+        "target": {"type": target},
         "severity": "medium",
-        "condition": {"type": "fill", "percent": 80.0, "clearPercent": 60.0},
+        "condition": serde_json::from_str::<serde_json::Value>(condition).unwrap_or_default(),
         "resolveDelaySeconds": 0,
+        "enabled": true,
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
@@ -563,7 +618,7 @@ pub async fn rule_page(
     let scoped = state.scoped(&caller);
     let (definition, may_edit) = if id == "nouvelle" {
         let orgs = scoped.rule_editable_organisations();
-        (rule_template(orgs.first().map(|o| o.as_str())), !orgs.is_empty())
+        (rule_template(orgs.first().map(|o| o.as_str()), q.kind.as_deref()), !orgs.is_empty())
     } else {
         match scoped.rule(&id).await {
             Ok(Some(r)) => {
@@ -595,9 +650,14 @@ pub async fn rule_page(
         preview: None,
         error: None,
         saved: q.enregistree.is_some(),
+        kinds: kind_links(lang),
         c,
     };
     html(StatusCode::OK, lang, &page, cookie.into_iter().collect())
+}
+
+fn kind_links(lang: &str) -> Vec<(String, &'static str)> {
+    KINDS.iter().map(|k| (format!("/regles/nouvelle?type={}", k.0), if lang == "en" { k.2 } else { k.1 })).collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -636,6 +696,7 @@ pub async fn rule_submit(
         preview: None,
         error: None,
         saved: false,
+        kinds: kind_links(lang),
         c,
     };
     let (rule, enabled) = match parsed {
@@ -730,4 +791,21 @@ fn static_file(body: Vec<u8>, mime: &'static str) -> Response {
     // Unhashed names: browsers must check for a new version.
     res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_starting_rule_is_valid() {
+        for (kind, ..) in KINDS {
+            let mut v: serde_json::Value = serde_json::from_str(&rule_template(Some("commune-a"), Some(kind))).unwrap();
+            v.as_object_mut().unwrap().remove("enabled");
+            v["id"] = serde_json::json!(format!("essai-{kind}"));
+            let rule: Result<socle_rules::Rule, _> = serde_json::from_value(v);
+            assert!(rule.is_ok(), "{kind}: {rule:?}");
+            assert_eq!(rule.unwrap().kind().as_str(), kind);
+        }
+    }
 }
