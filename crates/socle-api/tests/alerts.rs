@@ -534,6 +534,7 @@ async fn scenario(t: TestStore) {
     let body = res.text().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("aurait ouvert"), "{body}");
+    assert!(!body.contains("value=\"enregistrer\""), "an agent previews but is not offered to save");
     stop.cancel();
 }
 

@@ -50,6 +50,7 @@ pub struct AlertWords {
     pub preview: &'static str,
     pub save: &'static str,
     pub preview_result: &'static str,
+    pub preview_detail: &'static str,
     pub engine: &'static str,
     pub enabled: &'static str,
     pub new_rule: &'static str,
@@ -94,6 +95,7 @@ pub const FR: AlertWords = AlertWords {
     preview: "Aperçu sur 30 jours",
     save: "Enregistrer",
     preview_result: "Sur les 30 derniers jours, cette règle aurait ouvert",
+    preview_detail: "alerte(s) — closes d'elles-mêmes, encore ouvertes, équipements surveillés, mesures lues :",
     engine: "moteur",
     enabled: "active",
     new_rule: "Nouvelle règle",
@@ -138,6 +140,7 @@ pub const EN: AlertWords = AlertWords {
     preview: "Preview over 30 days",
     save: "Save",
     preview_result: "Over the last 30 days, this rule would have opened",
+    preview_detail: "alert(s) — resolved by themselves, still open, equipment watched, readings:",
     engine: "engine",
     enabled: "enabled",
     new_rule: "New rule",
@@ -684,6 +687,24 @@ pub async fn rule_submit(
     let api_lang = if lang == "en" { Lang::En } else { Lang::Fr };
     let scoped = state.scoped(&caller);
     let fixed_id = (id != "nouvelle").then_some(id.as_str());
+    // The form is shown editable only to those who may save it (saving is checked again).
+    let may_edit = match fixed_id {
+        None => !scoped.rule_editable_organisations().is_empty(),
+        Some(id) => match scoped.rule(id).await {
+            Ok(Some(r)) => scoped.may_edit_rules_of(&r.organisation),
+            Ok(None) => {
+                return message(
+                    &state,
+                    &caller,
+                    &headers,
+                    StatusCode::NOT_FOUND,
+                    |t| t.not_found_title,
+                    |t| t.not_found,
+                )
+            }
+            Err(e) => return internal(e),
+        },
+    };
     let parsed = serde_json::from_str::<serde_json::Value>(&form.definition)
         .map_err(|e| e.to_string())
         .and_then(|v| parse_rule(api_lang, v, fixed_id).map_err(|p| p.detail));
@@ -692,7 +713,7 @@ pub async fn rule_submit(
         action: path,
         id: id.clone(),
         definition: form.definition.clone(),
-        may_edit: true,
+        may_edit,
         preview: None,
         error: None,
         saved: false,
