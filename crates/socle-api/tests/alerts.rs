@@ -238,6 +238,7 @@ async fn scenario(t: TestStore) {
     let alert = &list["items"][0];
     assert_eq!(alert["entity"], container("a").as_str());
     assert_eq!(alert["status"], "open");
+    assert_eq!(alert["entityName"], "le conteneur de la mairie a");
     assert!(alert["message"].as_str().unwrap().contains("conteneur"), "French by default: {alert}");
     let id = alert["id"].as_i64().unwrap();
     let (_, list_b) = api.get(&agent_b, "/api/v1/alerts").await;

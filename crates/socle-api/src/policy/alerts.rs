@@ -187,8 +187,9 @@ impl Scoped {
         Ok(if visible { Ok(entity) } else { Err(()) })
     }
 
-    /// Alerts the caller may see, unresolved first, then by severity, then oldest.
-    pub async fn alerts(&self, q: AlertQuery) -> Result<Page<AlertRecord>, StoreError> {
+    /// Alerts the caller may see, unresolved first, then by severity, then oldest,
+    /// each with its entity's name (when the entity still exists and has one).
+    pub async fn alerts(&self, q: AlertQuery) -> Result<Page<(AlertRecord, Option<String>)>, StoreError> {
         let Audience::Members(reach) = self.caller.audience() else {
             return Ok(Page { items: Vec::new(), total: 0 });
         };
@@ -228,8 +229,9 @@ impl Scoped {
             if q.entity_types.as_ref().is_some_and(|t| !t.contains(&a.entity_type)) {
                 continue;
             }
-            if self.alert_entity(&a, &mut cache).await?.is_ok() {
-                visible.push(a);
+            if let Ok(entity) = self.alert_entity(&a, &mut cache).await? {
+                let name = entity.as_ref().and_then(|e| e.name().map(str::to_owned));
+                visible.push((a, name));
             }
         }
         let total = visible.len() as u64;

@@ -282,7 +282,7 @@ pub async fn list(
     let q = alert_query(lang, &p)?;
     let (limit, offset) = (q.limit, q.offset);
     let page = state.scoped(&caller).alerts(q).await.map_err(|e| Problem::from_store(lang, e))?;
-    let items = page.items.iter().map(|a| AlertDto::new(a, None, lang)).collect();
+    let items = page.items.into_iter().map(|(a, name)| AlertDto::new(&a, name, lang)).collect();
     Ok(Json(AlertList { total: page.total, limit, offset, items }))
 }
 

@@ -202,12 +202,12 @@ pub struct AlertRow {
     pub value: String,
 }
 
-pub fn row(a: &AlertRecord, lang: &str) -> AlertRow {
+pub fn row(a: &AlertRecord, name: Option<&str>, lang: &str) -> AlertRow {
     AlertRow {
         href: format!("/alertes/{}", a.id),
         message: if lang == "en" { a.message_en.clone() } else { a.message_fr.clone() },
         entity_href: format!("/entites/{}", urlencode(a.entity.as_str())),
-        entity: a.entity.to_string(),
+        entity: name.map_or_else(|| a.entity.to_string(), str::to_owned),
         severity: severity_label(&a.severity, lang),
         severity_key: a.severity.clone(),
         status: status_label(a.status.as_str(), lang),
@@ -277,7 +277,7 @@ pub async fn alerts_page(
     let api_lang = if lang == "en" { Lang::En } else { Lang::Fr };
     let (rows, total, error) = match alert_query(api_lang, &params) {
         Ok(q) => match state.scoped(&caller).alerts(q).await {
-            Ok(page) => (page.items.iter().map(|a| row(a, lang)).collect(), page.total, None),
+            Ok(page) => (page.items.iter().map(|(a, name)| row(a, name.as_deref(), lang)).collect(), page.total, None),
             Err(e) => return internal(e),
         },
         Err(p) => (Vec::new(), 0, Some(p.detail)),
@@ -404,7 +404,7 @@ pub async fn alert_page(
     let page = AlertPage {
         w: words(lang),
         id,
-        row: row(&alert, lang),
+        row: row(&alert, None, lang),
         entity_name: entity
             .as_ref()
             .and_then(|e| e.name().map(str::to_owned))

@@ -472,7 +472,7 @@ pub async fn entity_page(
             ..Default::default()
         };
         match scoped.alerts(q).await {
-            Ok(page) => page.items.iter().map(|a| super::alerts::row(a, t.lang)).collect(),
+            Ok(page) => page.items.iter().map(|(a, name)| super::alerts::row(a, name.as_deref(), t.lang)).collect(),
             Err(e) => return internal(e),
         }
     } else {
