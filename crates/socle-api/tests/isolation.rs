@@ -754,8 +754,19 @@ async fn web_rules(base: &str, path: &str, caller: &Caller, callers: &[Caller], 
             if path == "/alertes/{id}/{action}" || path == "/regles/{id}" {
                 let form = "csrf=wrong&texte=x&definition=%7B%7D&action=apercu";
                 let (status, _) = send(base, Method::POST, &page, caller, Some(form)).await;
-                let handler =
-                    if path == "/regles/{id}" { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::NOT_FOUND };
+                let reads_b = [
+                    "agent of commune B",
+                    "admin of the syndicate",
+                    "session of the admin of the syndicate",
+                    "session of A agent and B admin",
+                ]
+                .contains(&name);
+                // A rule hidden from the caller answers like an absent one, before the body is read.
+                let handler = if path == "/regles/{id}" && reads_b {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::NOT_FOUND
+                };
                 let want = match k {
                     "anonymous" => StatusCode::UNAUTHORIZED,
                     _ if ingestion => StatusCode::FORBIDDEN,
