@@ -78,6 +78,7 @@ pub fn route_table() -> Vec<RouteSpec> {
     const GET: &[Method] = &[Method::GET];
     const POST: &[Method] = &[Method::POST];
     const GET_POST: &[Method] = &[Method::GET, Method::POST];
+    const GET_PUT_DELETE: &[Method] = &[Method::GET, Method::PUT, Method::DELETE];
     vec![
         spec("/healthz", GET, Access::Open, get(health::healthz)),
         spec("/readyz", GET, Access::Open, get(health::readyz)),
@@ -114,6 +115,55 @@ pub fn route_table() -> Vec<RouteSpec> {
         spec("/api/v1/dead-letters", GET, Access::Staff, get(devices::dead_letters)),
         spec("/api/v1/dead-letters/{id}", GET, Access::Staff, get(devices::dead_letter)),
         spec("/api/v1/dead-letters/{id}/replay", POST, Access::Staff, post(devices::replay)),
+        // Alerts, rules and notification settings (decided in policy/alerts.rs).
+        spec("/api/v1/alerts", GET, Access::Member, get(alerts::list)),
+        spec("/api/v1/alerts/{id}", GET, Access::Member, get(alerts::get_one)),
+        spec("/api/v1/alerts/{id}/acknowledge", POST, Access::Member, post(alerts::acknowledge)),
+        spec("/api/v1/alerts/{id}/resolve", POST, Access::Member, post(alerts::resolve)),
+        spec("/api/v1/alerts/{id}/assign", POST, Access::Member, post(alerts::assign)),
+        spec("/api/v1/alerts/{id}/comments", POST, Access::Member, post(alerts::comment)),
+        spec("/api/v1/rules", GET_POST, Access::Member, get(alerts::rules).post(alerts::create_rule)),
+        spec("/api/v1/rules/preview", POST, Access::Member, post(alerts::preview)),
+        spec(
+            "/api/v1/rules/{id}",
+            GET_PUT_DELETE,
+            Access::Member,
+            get(alerts::rule).put(alerts::put_rule).delete(alerts::delete_rule),
+        ),
+        spec(
+            "/api/v1/me/subscriptions",
+            GET_POST,
+            Access::Member,
+            get(notifications::subscriptions).post(notifications::create_subscription),
+        ),
+        spec(
+            "/api/v1/me/subscriptions/{id}",
+            GET_PUT_DELETE,
+            Access::Member,
+            get(notifications::subscription)
+                .put(notifications::put_subscription)
+                .delete(notifications::delete_subscription),
+        ),
+        spec(
+            "/api/v1/webhooks",
+            GET_POST,
+            Access::Admin,
+            get(notifications::webhooks).post(notifications::create_webhook),
+        ),
+        spec(
+            "/api/v1/webhooks/{id}",
+            &[Method::GET, Method::DELETE],
+            Access::Admin,
+            get(notifications::webhook).delete(notifications::delete_webhook),
+        ),
+        spec("/api/v1/push/subscriptions", POST, Access::Member, post(notifications::add_push)),
+        spec(
+            "/api/v1/push/subscriptions/{id}",
+            &[Method::DELETE],
+            Access::Member,
+            axum::routing::delete(notifications::delete_push),
+        ),
+        spec("/api/v1/push/vapid-public-key", GET, Access::Open, get(notifications::vapid_public_key)),
         // Web pages (French paths: the interface speaks French first).
         page("/", GET, Access::Open, get(web::home)),
         page("/connexion", GET_POST, Access::Open, get(web::login_page).post(web::login_submit)),
@@ -133,6 +183,16 @@ pub fn route_table() -> Vec<RouteSpec> {
         page("/tableaux", GET, Access::Open, get(web::hypervisor::dashboards_index)),
         page("/tableaux/{domaine}", GET, Access::Open, get(web::hypervisor::dashboard_page)),
         page("/elu", GET, Access::Open, get(web::hypervisor::elected_page)),
+        // Alerts and rules: members of the organisations concerned (policy/alerts.rs).
+        page("/alertes", GET, Access::Member, get(web::alerts::alerts_page)),
+        page("/alertes/{id}", GET, Access::Member, get(web::alerts::alert_page)),
+        page("/alertes/{id}/{action}", POST, Access::Member, post(web::alerts::alert_act)),
+        page("/regles", GET, Access::Member, get(web::alerts::rules_page)),
+        page("/regles/{id}", GET_POST, Access::Member, get(web::alerts::rule_page).post(web::alerts::rule_submit)),
+        // The installable app: manifest, service worker (Web Push), icon.
+        page("/manifest.webmanifest", GET, Access::Open, get(web::alerts::manifest)),
+        page("/sw.js", GET, Access::Open, get(web::alerts::service_worker)),
+        page("/icone.svg", GET, Access::Open, get(web::alerts::icon)),
         page("/static/{file}", GET, Access::Open, get(web::asset)),
     ]
 }

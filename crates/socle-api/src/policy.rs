@@ -34,8 +34,10 @@ use crate::session::SessionRef;
 use crate::settings::WebSettings;
 use crate::Limits;
 
+mod alerts;
 mod hypervisor;
 mod ingestion;
+pub use alerts::{AlertError, AlertQuery, AlertView, AlertWiring, MAX_SCANNED_ALERTS};
 pub use hypervisor::LiveFeed;
 mod notifications;
 pub use ingestion::ManageError;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub web: Arc<WebContext>,
     /// Where ingestion endpoints hand bodies (reached through [`Scoped`]).
     ingestion: socle_ingestion::Pipeline,
+    /// The alerting service and the Web Push key, attached after start-up.
+    alerts: Arc<AlertWiring>,
 }
 
 impl AppState {
@@ -68,6 +72,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             limits: Arc::new(Limits::default()),
             web: Arc::new(WebContext::new(settings)?),
+            alerts: alerts::wiring(),
         };
         Ok(state.with_pipeline(pipeline))
     }
@@ -81,7 +86,12 @@ impl AppState {
 
     /// The data the caller may see.
     pub fn scoped(&self, caller: &Caller) -> Scoped {
-        Scoped { store: self.store.clone(), caller: caller.clone(), ingestion: self.ingestion.clone() }
+        Scoped {
+            store: self.store.clone(),
+            caller: caller.clone(),
+            ingestion: self.ingestion.clone(),
+            alerts: self.alerts.clone(),
+        }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -258,6 +268,11 @@ impl Caller {
         out.into_iter().collect()
     }
 
+    /// A person with at least one membership (ingestion tokens are not people).
+    pub fn is_member(&self) -> bool {
+        matches!(self.principal, Principal::Token { .. } | Principal::Session { .. }) && !self.memberships.is_empty()
+    }
+
     pub fn is_authenticated(&self) -> bool {
         !matches!(self.principal, Principal::Anonymous)
     }
@@ -420,6 +435,9 @@ pub enum Access {
     Session,
     /// An ingestion token: pushes measurements for its own organisation's devices.
     Ingestion,
+    /// A person (web session or personal token) with at least one membership:
+    /// alerts, rules and notification settings, each filtered by the policy.
+    Member,
     /// Administrators and agents managing devices and dead letters of their
     /// organisations ([`Caller::operated`]); writes need a `write` scope.
     Staff,
@@ -449,7 +467,10 @@ pub async fn enforce(
         Access::Session if matches!(caller.principal, Principal::Session { .. }) => Ok(()),
         Access::Ingestion if matches!(caller.principal, Principal::Ingestion { .. }) => Ok(()),
         Access::Staff if !caller.operated(TokenScope::Read).is_empty() => Ok(()),
-        Access::Session if !caller.is_authenticated() && parts.method == Method::GET => {
+        Access::Member if caller.is_member() => Ok(()),
+        Access::Session | Access::Member
+            if !caller.is_authenticated() && parts.method == Method::GET && !parts.uri.path().starts_with("/api/") =>
+        {
             return crate::web::to_sign_in(parts.uri.path());
         }
         _ if !caller.is_authenticated() => Err(unauthorized(lang)),
@@ -541,6 +562,7 @@ pub struct Scoped {
     store: DynStore,
     caller: Caller,
     ingestion: socle_ingestion::Pipeline,
+    alerts: Arc<AlertWiring>,
 }
 
 impl Scoped {

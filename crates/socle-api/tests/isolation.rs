@@ -333,6 +333,7 @@ fn assert_no_foreign_marker(body: &str, caller: &Caller, what: &str) {
 async fn matrix(t: TestStore) {
     let callers = fixture(&t.store).await;
     let letters = ingestion::fixture(&t.store).await;
+    let alerts = alerting::fixture(&t.store).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = AppState::new(t.store.clone());
@@ -478,6 +479,7 @@ async fn matrix(t: TestStore) {
                         }
                     }
                 }
+                path if alerting::covers(path) => alerting::rules(&base, route, caller, &alerts).await,
                 path if ingestion::covers(path) => {
                     ingestion::rules(&base, route, caller, &letters, &t.store).await;
                     if caller.token.is_some() || caller.session.is_some() {
@@ -740,6 +742,70 @@ async fn web_rules(base: &str, path: &str, caller: &Caller, callers: &[Caller], 
                 StatusCode::OK,
                 "the victim's token still works",
             );
+        }
+        "/alertes" | "/regles" | "/alertes/{id}" | "/regles/{id}" | "/alertes/{id}/{action}" => {
+            let ingestion = name.starts_with("ingestion");
+            let page = match path {
+                "/alertes/{id}" => "/alertes/999999".to_owned(),
+                "/regles/{id}" => "/regles/rule-b".to_owned(),
+                "/alertes/{id}/{action}" => "/alertes/999999/commentaire".to_owned(),
+                p => p.to_owned(),
+            };
+            if path == "/alertes/{id}/{action}" || path == "/regles/{id}" {
+                let form = "csrf=wrong&texte=x&definition=%7B%7D&action=apercu";
+                let (status, _) = send(base, Method::POST, &page, caller, Some(form)).await;
+                let reads_b = [
+                    "agent of commune B",
+                    "admin of the syndicate",
+                    "session of the admin of the syndicate",
+                    "session of A agent and B admin",
+                ]
+                .contains(&name);
+                // A rule hidden from the caller answers like an absent one, before the body is read.
+                let handler = if path == "/regles/{id}" && reads_b {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::NOT_FOUND
+                };
+                let want = match k {
+                    "anonymous" => StatusCode::UNAUTHORIZED,
+                    _ if ingestion => StatusCode::FORBIDDEN,
+                    _ => no_csrf(handler),
+                };
+                expect(status, want, &format!("POST {page} without CSRF"));
+                if path == "/alertes/{id}/{action}" {
+                    return;
+                }
+            }
+            let (status, body) = call(base, &page, caller).await;
+            let visible = match path {
+                "/alertes/{id}" => false,
+                "/regles/{id}" => body.contains("rule-b") && status == StatusCode::OK,
+                _ => true,
+            };
+            let want = match k {
+                "anonymous" => StatusCode::SEE_OTHER,
+                _ if ingestion => StatusCode::FORBIDDEN,
+                _ if visible => StatusCode::OK,
+                _ => StatusCode::NOT_FOUND,
+            };
+            expect(status, want, &page);
+            if path == "/regles/{id}" && status == StatusCode::OK {
+                let reads_b = [
+                    "agent of commune B",
+                    "admin of the syndicate",
+                    "session of the admin of the syndicate",
+                    "session of A agent and B admin",
+                ];
+                assert!(reads_b.contains(&name), "{name} reads commune B's rule page");
+            }
+            alerting::assert_no_foreign_alert(&body, caller, &page);
+            assert_no_foreign_marker(&body, caller, &page);
+        }
+        "/manifest.webmanifest" | "/sw.js" | "/icone.svg" => {
+            let (status, body) = call(base, path, caller).await;
+            expect(status, StatusCode::OK, path);
+            assert_no_foreign_marker(&body, caller, path);
         }
         other => panic!("web route {other} has no isolation rule: add one to this matrix"),
     }
@@ -1064,5 +1130,413 @@ mod ingestion {
             matches!(bat, socle_domain::Attribute::Property { value, .. } if value == &serde_json::json!(3.7)),
             "B's value is its own letter's: {bat:?}"
         );
+    }
+}
+
+/// Alerts, rules and notification settings: an alert is seen by whoever sees
+/// its entity as a member (a public entity's alert as an internal one), acted
+/// on by the staff of its organisation; rules are read by the organisation's
+/// members and written by its administrators; subscriptions and browsers are
+/// each person's own; webhooks belong to administrators.
+mod alerting {
+    use std::collections::BTreeSet;
+
+    use chrono::Utc;
+    use reqwest::{Method, StatusCode};
+    use serde_json::{json, Value};
+    use socle_domain::{EntityId, OrganisationId, Visibility};
+    use socle_storage::{AlertWrite, DynStore, PushSubscriptionRecord, RuleRecord, StoredSubscription, StoredWebhook};
+
+    use super::{entity_id, kind, Caller, VISIBILITIES};
+
+    pub fn covers(path: &str) -> bool {
+        ["/api/v1/alerts", "/api/v1/rules", "/api/v1/me/", "/api/v1/webhooks", "/api/v1/push/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+    }
+
+    pub struct Fixture {
+        /// (commune, visibility of the entity, alert id)
+        alerts: Vec<(&'static str, Visibility, i64)>,
+        /// Webhook of each commune.
+        webhooks: Vec<(&'static str, uuid::Uuid)>,
+        /// A subscription and a browser of somebody who is none of the callers.
+        foreign_subscription: uuid::Uuid,
+        foreign_push: uuid::Uuid,
+    }
+
+    fn rule(id: &str, commune: &str) -> Value {
+        json!({
+            "id": id, "organisation": format!("commune-{commune}"),
+            "label": {"fr": "Consommation", "en": "Consumption"},
+            "target": {"type": "Building"},
+            "condition": {"type": "threshold", "attribute": "consumption", "direction": "above", "level": 10.0},
+        })
+    }
+
+    pub async fn fixture(s: &DynStore) -> Fixture {
+        let now = Utc::now();
+        let mut writes = Vec::new();
+        let mut webhooks = Vec::new();
+        for commune in ["a", "b"] {
+            let org = OrganisationId::parse(&format!("commune-{commune}")).unwrap();
+            let id = format!("rule-{commune}");
+            let r: socle_rules::Rule = serde_json::from_value(rule(&id, commune)).unwrap();
+            s.upsert_rule(&RuleRecord {
+                id: id.clone(),
+                organisation: org.clone(),
+                definition: serde_json::to_value(&r).unwrap(),
+                enabled: true,
+                author: None,
+                created_at: now,
+                modified_at: now,
+            })
+            .await
+            .unwrap();
+            for v in VISIBILITIES {
+                writes.push(AlertWrite::Open {
+                    rule: id.clone(),
+                    entity: EntityId::parse(&entity_id(commune, v)).unwrap(),
+                    entity_type: "Building".into(),
+                    organisation: org.clone(),
+                    severity: "high".into(),
+                    at: now,
+                    since: now,
+                    value: Some(12.0),
+                    message_fr: format!("ALERT-MARKER-{commune}-{}", v.as_str()),
+                    message_en: format!("ALERT-MARKER-{commune}-{}", v.as_str()),
+                });
+            }
+            let w = StoredWebhook {
+                id: uuid::Uuid::new_v4(),
+                organisation: org,
+                url: "http://127.0.0.1:9/".into(),
+                secret: format!("WEBHOOK-SECRET-{commune}"),
+                spec: json!({}),
+                created_at: now,
+                modified_at: now,
+            };
+            s.put_webhook(&w).await.unwrap();
+            webhooks.push((commune, w.id));
+        }
+        let changes = s.record_transitions(&writes, None).await.unwrap();
+        let alerts = changes
+            .iter()
+            .map(|c| {
+                let id = c.alert.entity.as_str();
+                let commune = if id.contains(":a-") { "a" } else { "b" };
+                let v = VISIBILITIES.into_iter().find(|v| id.ends_with(&format!("-{}", v.as_str()))).unwrap();
+                (commune, v, c.alert.id)
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(alerts.len(), 8);
+        let stranger =
+            s.create_user(&socle_domain::Email::parse("stranger@test.fr").unwrap(), "stranger", None).await.unwrap();
+        let sub = StoredSubscription {
+            id: uuid::Uuid::new_v4(),
+            user: stranger.id,
+            spec: json!({"channels": {"email": true}}),
+            created_at: now,
+            modified_at: now,
+        };
+        s.put_subscription(&sub).await.unwrap();
+        let push = s
+            .put_push_subscription(&PushSubscriptionRecord {
+                id: uuid::Uuid::new_v4(),
+                user: stranger.id,
+                endpoint: "https://push.example/stranger".into(),
+                p256dh: "x".into(),
+                auth: "y".into(),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        Fixture { alerts, webhooks, foreign_subscription: sub.id, foreign_push: push }
+    }
+
+    /// Communes where the caller acts on alerts (staff with a write scope).
+    fn acts(c: &Caller) -> Vec<&'static str> {
+        match c.name {
+            "admin of commune A" | "agent of commune A" | "A agent and B admin, token for A" => vec!["a"],
+            "session of the agent of commune A" => vec!["a"],
+            "agent of commune B" => vec!["b"],
+            "admin of the syndicate" | "session of the admin of the syndicate" | "session of A agent and B admin" => {
+                vec!["a", "b"]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Communes whose rules the caller reads.
+    fn reads_rules(c: &Caller) -> Vec<&'static str> {
+        match c.name {
+            "agent of commune B" => vec!["b"],
+            "admin of the syndicate" | "session of the admin of the syndicate" | "session of A agent and B admin" => {
+                vec!["a", "b"]
+            }
+            n if n.contains("commune A") || n.contains("token for A") => vec!["a"],
+            _ => vec![],
+        }
+    }
+
+    /// Communes whose rules and webhooks the caller administers.
+    fn administers(c: &Caller) -> Vec<&'static str> {
+        match c.name {
+            "admin of commune A" => vec!["a"],
+            "admin of the syndicate" | "session of the admin of the syndicate" => vec!["a", "b"],
+            "session of A agent and B admin" => vec!["b"],
+            _ => vec![],
+        }
+    }
+
+    fn is_member(c: &Caller) -> bool {
+        matches!(kind(c), "token" | "session") && !c.name.starts_with("ingestion")
+    }
+
+    /// Whether the caller sees the alert of this entity: as its entity, a public one as internal.
+    fn sees_alert(c: &Caller, commune: &str, v: Visibility) -> bool {
+        let v = if v == Visibility::Public { Visibility::Internal } else { v };
+        is_member(c) && c.sees.contains(&(commune.to_owned(), v))
+    }
+
+    async fn request(base: &str, c: &Caller, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, String) {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method, format!("{base}{path}"));
+        if let Some(t) = &c.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some((id, csrf)) = &c.session {
+            req = req.header("cookie", format!("socle_session={id}")).header("x-csrf-token", csrf);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let res = req.send().await.unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
+    /// What a route of `Access::Member` answers a caller that is no member.
+    fn outsider(c: &Caller) -> Option<StatusCode> {
+        match kind(c) {
+            "anonymous" | "revoked" => Some(StatusCode::UNAUTHORIZED),
+            _ if c.name.starts_with("ingestion") => Some(StatusCode::FORBIDDEN),
+            _ => None,
+        }
+    }
+
+    pub fn assert_no_foreign_alert(body: &str, c: &Caller, what: &str) {
+        for commune in ["a", "b"] {
+            for v in VISIBILITIES {
+                if !sees_alert(c, commune, v) {
+                    let m = format!("ALERT-MARKER-{commune}-{}", v.as_str());
+                    assert!(!body.contains(&m), "{}: {what} leaks {m}", c.name);
+                }
+            }
+        }
+        assert!(!body.contains("WEBHOOK-SECRET"), "{}: {what} shows a webhook secret", c.name);
+    }
+
+    pub async fn rules(base: &str, route: &socle_api::RouteSpec, c: &Caller, f: &Fixture) {
+        let name = c.name;
+        let idx = name.len() + name.bytes().map(usize::from).sum::<usize>();
+        match route.path {
+            "/api/v1/alerts" => {
+                let (status, body) = request(base, c, Method::GET, "/api/v1/alerts?limit=1000", None).await;
+                if let Some(s) = outsider(c) {
+                    assert_eq!(status, s, "{name} lists alerts");
+                    return;
+                }
+                assert_eq!(status, StatusCode::OK, "{name}: {body}");
+                let json: Value = serde_json::from_str(&body).unwrap();
+                let got: BTreeSet<i64> =
+                    json["items"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+                let expected: BTreeSet<i64> =
+                    f.alerts.iter().filter(|(c_, v, _)| sees_alert(c, c_, *v)).map(|(_, _, id)| *id).collect();
+                assert_eq!(got, expected, "{name}: alert list");
+                assert_eq!(json["total"].as_u64(), Some(expected.len() as u64));
+                let (_, body) = request(base, c, Method::GET, "/api/v1/alerts?organisation=commune-b", None).await;
+                assert_no_foreign_alert(&body, c, "alerts of commune B");
+            }
+            "/api/v1/alerts/{id}" => {
+                for (commune, v, id) in &f.alerts {
+                    let (status, body) = request(base, c, Method::GET, &format!("/api/v1/alerts/{id}"), None).await;
+                    let expected = outsider(c).unwrap_or(if sees_alert(c, commune, *v) {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::NOT_FOUND
+                    });
+                    assert_eq!(status, expected, "{name} reads the alert of {commune}-{}", v.as_str());
+                    assert_no_foreign_alert(&body, c, "an alert");
+                    let (status, _) =
+                        request(base, c, Method::GET, &format!("/api/v1/alerts/{id}?format=ngsi-ld"), None).await;
+                    assert_eq!(status, expected, "{name}: NGSI-LD form");
+                }
+            }
+            path if path.starts_with("/api/v1/alerts/{id}/") => {
+                let action = path.rsplit('/').next().unwrap();
+                let body = match action {
+                    "comments" => json!({"text": "vu"}),
+                    // An assignee nobody may be: refused after the access checks.
+                    "assign" => json!({"assignee": "nobody"}),
+                    _ => json!({}),
+                };
+                for (commune, v, id) in &f.alerts {
+                    let (status, _) =
+                        request(base, c, Method::POST, &format!("/api/v1/alerts/{id}/{action}"), Some(&body)).await;
+                    let allowed: Vec<StatusCode> = match outsider(c) {
+                        Some(s) => vec![s],
+                        None if !sees_alert(c, commune, *v) => vec![StatusCode::NOT_FOUND],
+                        None if !acts(c).contains(commune) => vec![StatusCode::FORBIDDEN],
+                        // The first to resolve closes it; the others find it resolved.
+                        None => match action {
+                            "assign" => vec![StatusCode::UNPROCESSABLE_ENTITY, StatusCode::CONFLICT],
+                            _ => vec![StatusCode::OK, StatusCode::CONFLICT],
+                        },
+                    };
+                    assert!(allowed.contains(&status), "{name} {action} {commune}-{}: {status}", v.as_str());
+                }
+                if kind(c) == "session" {
+                    // A browser without its CSRF token acts on nothing.
+                    let (id, _) = c.session.as_ref().unwrap();
+                    let res = reqwest::Client::new()
+                        .post(format!("{base}/api/v1/alerts/{}/comments", f.alerts[0].2))
+                        .header("cookie", format!("socle_session={id}"))
+                        .header("content-type", "application/json")
+                        .body(r#"{"text":"x"}"#)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), StatusCode::FORBIDDEN, "{name}: no CSRF token");
+                }
+            }
+            "/api/v1/rules" => {
+                let (status, body) = request(base, c, Method::GET, "/api/v1/rules", None).await;
+                if let Some(s) = outsider(c) {
+                    assert_eq!(status, s, "{name} lists rules");
+                    let (status, _) = request(base, c, Method::POST, "/api/v1/rules", Some(&rule("x", "a"))).await;
+                    assert_eq!(status, s, "{name} creates a rule");
+                    return;
+                }
+                let got: BTreeSet<String> = serde_json::from_str::<Value>(&body)
+                    .unwrap()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["organisation"].as_str().unwrap().trim_start_matches("commune-").to_owned())
+                    .collect();
+                let expected: BTreeSet<String> = reads_rules(c).into_iter().map(String::from).collect();
+                assert_eq!(got, expected, "{name}: rule list");
+                for commune in ["a", "b"] {
+                    let id = format!("m{idx}-{commune}");
+                    let (status, body) =
+                        request(base, c, Method::POST, "/api/v1/rules", Some(&rule(&id, commune))).await;
+                    let expected =
+                        if administers(c).contains(&commune) { StatusCode::CREATED } else { StatusCode::FORBIDDEN };
+                    assert_eq!(status, expected, "{name} creates a rule of {commune}: {body}");
+                }
+            }
+            "/api/v1/rules/preview" => {
+                for commune in ["a", "b"] {
+                    let (status, _) = request(base, c, Method::POST, route.path, Some(&rule("preview", commune))).await;
+                    let expected = outsider(c).unwrap_or(if reads_rules(c).contains(&commune) {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::FORBIDDEN
+                    });
+                    assert_eq!(status, expected, "{name} previews a rule of {commune}");
+                }
+            }
+            "/api/v1/rules/{id}" => {
+                for commune in ["a", "b"] {
+                    let path = format!("/api/v1/rules/rule-{commune}");
+                    let reads = reads_rules(c).contains(&commune);
+                    let edits = administers(c).contains(&commune);
+                    let (status, _) = request(base, c, Method::GET, &path, None).await;
+                    let expected = outsider(c).unwrap_or(if reads { StatusCode::OK } else { StatusCode::NOT_FOUND });
+                    assert_eq!(status, expected, "{name} reads rule-{commune}");
+                    let (status, _) =
+                        request(base, c, Method::PUT, &path, Some(&rule(&format!("rule-{commune}"), commune))).await;
+                    let expected = outsider(c).unwrap_or(match (reads, edits) {
+                        (_, true) => StatusCode::OK,
+                        (true, false) => StatusCode::FORBIDDEN,
+                        // Taken by an organisation the caller does not read: refused, not revealed.
+                        (false, false) => StatusCode::UNPROCESSABLE_ENTITY,
+                    });
+                    assert_eq!(status, expected, "{name} replaces rule-{commune}");
+                    if outsider(c).is_none() && reads && edits {
+                        // Deleting the shared fixture would change the next callers' answers:
+                        // editors delete the rule they created themselves.
+                        let mine = format!("/api/v1/rules/m{idx}-{commune}");
+                        let (status, _) = request(base, c, Method::DELETE, &mine, None).await;
+                        assert_eq!(status, StatusCode::NO_CONTENT, "{name} deletes its rule");
+                        assert_eq!(request(base, c, Method::GET, &mine, None).await.0, StatusCode::NOT_FOUND);
+                    } else {
+                        let (status, _) = request(base, c, Method::DELETE, &path, None).await;
+                        let expected =
+                            outsider(c).unwrap_or(if reads { StatusCode::FORBIDDEN } else { StatusCode::NOT_FOUND });
+                        assert_eq!(status, expected, "{name} deletes rule-{commune}");
+                    }
+                }
+            }
+            "/api/v1/me/subscriptions" | "/api/v1/me/subscriptions/{id}" => {
+                let foreign = format!("/api/v1/me/subscriptions/{}", f.foreign_subscription);
+                let (status, body) = request(base, c, Method::GET, "/api/v1/me/subscriptions", None).await;
+                if let Some(s) = outsider(c) {
+                    assert_eq!(status, s, "{name} lists subscriptions");
+                    assert_eq!(request(base, c, Method::GET, &foreign, None).await.0, s);
+                    return;
+                }
+                assert_eq!(status, StatusCode::OK);
+                assert!(!body.contains(&f.foreign_subscription.to_string()), "{name} sees a stranger's subscription");
+                for method in [Method::GET, Method::DELETE] {
+                    assert_eq!(request(base, c, method, &foreign, None).await.0, StatusCode::NOT_FOUND, "{name}");
+                }
+                let put = json!({"channels": {"email": true}});
+                assert_eq!(request(base, c, Method::PUT, &foreign, Some(&put)).await.0, StatusCode::NOT_FOUND);
+            }
+            "/api/v1/webhooks" | "/api/v1/webhooks/{id}" => {
+                let (status, body) = request(base, c, Method::GET, "/api/v1/webhooks", None).await;
+                let refused = match kind(c) {
+                    "anonymous" | "revoked" => Some(StatusCode::UNAUTHORIZED),
+                    _ if !c.admin => Some(StatusCode::FORBIDDEN),
+                    _ => None,
+                };
+                if let Some(s) = refused {
+                    assert_eq!(status, s, "{name} lists webhooks");
+                    return;
+                }
+                let got: BTreeSet<String> = serde_json::from_str::<Value>(&body)
+                    .unwrap()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w["organisation"].as_str().unwrap().trim_start_matches("commune-").to_owned())
+                    .collect();
+                let expected: BTreeSet<String> = administers(c).into_iter().map(String::from).collect();
+                assert_eq!(got, expected, "{name}: webhooks");
+                assert!(!body.contains("WEBHOOK-SECRET"));
+                for (commune, id) in &f.webhooks {
+                    let (status, _) = request(base, c, Method::GET, &format!("/api/v1/webhooks/{id}"), None).await;
+                    let ok = administers(c).contains(commune);
+                    assert_eq!(
+                        status,
+                        if ok { StatusCode::OK } else { StatusCode::NOT_FOUND },
+                        "{name} webhook {commune}"
+                    );
+                }
+            }
+            "/api/v1/push/subscriptions" | "/api/v1/push/subscriptions/{id}" => {
+                let path = format!("/api/v1/push/subscriptions/{}", f.foreign_push);
+                let (status, _) = request(base, c, Method::DELETE, &path, None).await;
+                assert_eq!(status, outsider(c).unwrap_or(StatusCode::NOT_FOUND), "{name} deletes a stranger's browser");
+            }
+            "/api/v1/push/vapid-public-key" => {
+                let (status, _) = request(base, c, Method::GET, route.path, None).await;
+                let expected =
+                    if kind(c) == "revoked" { StatusCode::UNAUTHORIZED } else { StatusCode::SERVICE_UNAVAILABLE };
+                assert_eq!(status, expected, "{name}: no key in this test server");
+            }
+            other => panic!("route {other} has no alerting rule"),
+        }
     }
 }

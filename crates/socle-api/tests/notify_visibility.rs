@@ -44,7 +44,8 @@ async fn check(t: TestStore) {
     for (v, expected) in [
         (Visibility::Private, [true, false, true]),
         (Visibility::Internal, [true, false, true]),
-        (Visibility::Public, [true, true, true]),
+        // Alerts are never public: a public meter's alert stays within the circle of its commune.
+        (Visibility::Public, [true, false, true]),
     ] {
         let id = EntityId::new(&ty, &format!("nord-{}", v.as_str())).unwrap();
         let mut e = Entity::new(id.clone(), ty.clone(), OrganisationId::parse("commune-a").unwrap());

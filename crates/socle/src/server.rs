@@ -84,6 +84,7 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
         )
         .context("notification settings")?,
     );
+    state.set_vapid_public_key(notifier.vapid_public_key());
     let (worker, stop) = (notifier.clone(), shutdown.clone());
     tasks.spawn(async move {
         worker.run(stop).await;
@@ -102,6 +103,7 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
     if demo.is_none() {
         let (alerting, task) =
             crate::alerting::start(store.clone(), pipeline.feed(), TimeDelta::zero(), shutdown.clone()).await?;
+        state.attach_alerting(alerting.clone());
         let forward =
             crate::alert_notices::forward(store.clone(), notifier.clone(), alerting.subscribe(), shutdown.clone());
         tasks.spawn(async move {
@@ -122,6 +124,7 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
             server: addr,
             feed: pipeline.feed().clone(),
             notifier: notifier.clone(),
+            api: state.clone(),
             settings: config.demo.clone(),
             mode,
         };
@@ -216,12 +219,14 @@ struct DemoRun {
     server: std::net::SocketAddr,
     feed: socle_storage::CommitFeed,
     notifier: Arc<socle_notify::Notifier>,
+    /// The server's state, to attach the alerting service once it starts.
+    api: AppState,
     settings: DemoSection,
     mode: DemoMode,
 }
 
 async fn run_demo(demo: DemoRun, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let DemoRun { store, metrics, server, feed, notifier, settings, mode } = demo;
+    let DemoRun { store, metrics, server, feed, notifier, api, settings, mode } = demo;
     let work = async {
         let now = Utc::now();
         let territory = socle_demo::setup(&store, now).await.context("creating the demo territory")?;
@@ -249,6 +254,7 @@ async fn run_demo(demo: DemoRun, shutdown: CancellationToken) -> anyhow::Result<
         let (store, feed, shutdown) = (store.clone(), feed.clone(), shutdown.clone());
         tokio::spawn(async move {
             let (alerting, task) = crate::alerting::start(store.clone(), &feed, lookback, shutdown.clone()).await?;
+            api.attach_alerting(alerting.clone());
             tokio::spawn(crate::alert_notices::forward(store.clone(), notifier, alerting.subscribe(), shutdown));
             if added > 0 {
                 crate::alerting::demo_lifecycle(&store, &alerting).await.context("demo alert lifecycle")?;

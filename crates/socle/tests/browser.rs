@@ -81,6 +81,22 @@ impl WebDriverCompatibleCommand for PerformanceLog {
     }
 }
 
+/// Chrome DevTools `Browser.grantPermissions` through chromedriver: headless Chromium
+/// has nobody to answer the notification prompt.
+#[derive(Debug)]
+struct GrantNotifications(String);
+
+impl WebDriverCompatibleCommand for GrantNotifications {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/goog/cdp/execute", session_id.unwrap_or_default()))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": "Browser.grantPermissions",
+                          "params": {"origin": self.0, "permissions": ["notifications"]}});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
 struct Browser {
     client: Client,
     base: String,
@@ -301,6 +317,78 @@ fn the_hypervisor_in_chromium() {
         )
         .await;
         b.check("agent-07-entite-valeur-en-direct").await;
+
+        // Alerts: the list, an alert's page, acknowledging from its form, the rule editor's preview.
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let alerts: Value = loop {
+            let res = http
+                .get(format!("{base}/api/v1/alerts?organisation=commune-saint-aubin&status=open"))
+                .bearer_auth(&admin_token)
+                .send()
+                .await
+                .unwrap();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            if body["total"].as_u64() > Some(0) {
+                break body;
+            }
+            assert!(Instant::now() < deadline, "the demo's alerts: {body}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let open = alerts["items"][0]["id"].as_i64().unwrap();
+        b.visit("/alertes", "agent-08-alertes").await;
+        b.visit(&format!("/alertes/{open}"), "agent-09-alerte").await;
+        b.client
+            .find(Locator::Css("form[action$='/prise-en-compte'] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.until(
+            "the acknowledgement in the history",
+            Duration::from_secs(20),
+            "return document.getElementById('historique') !== null && document.body.textContent.includes('prise en compte — ')",
+        )
+        .await;
+        b.settle("agent-10-alerte-prise-en-compte").await;
+        let rule = alerts["items"][0]["rule"].as_str().unwrap().to_owned();
+        b.visit(&format!("/regles/{rule}"), "agent-11-regle").await;
+        b.client.find(Locator::Css("button[value=apercu]")).await.unwrap().click().await.unwrap();
+        b.until("the preview", Duration::from_secs(60), "return document.body.textContent.includes('aurait ouvert')").await;
+        b.settle("agent-12-regle-apercu").await;
+
+        // Web Push from the page: the service worker registers, the page asks the push
+        // service with Socle's VAPID key. Headless Chromium here has no reachable push
+        // service (no Google servers), so the subscription itself fails with the push
+        // service's error, which is what is checked; encryption is tested in socle-notify
+        // against RFC 8291's vectors.
+        b.client.issue_cmd(GrantNotifications(b.origin.clone())).await.expect("notification permission");
+        b.visit("/alertes", "agent-13-alertes-push").await;
+        b.client.find(Locator::Id("recevoir-alertes")).await.unwrap().click().await.unwrap();
+        b.until(
+            "the push subscription attempt",
+            Duration::from_secs(90),
+            "const s = document.getElementById('recevoir-alertes').dataset.state; return s === 'subscribed' || s === 'failed'",
+        )
+        .await;
+        let outcome = b
+            .js("const d = document.getElementById('recevoir-alertes').dataset; \
+                 return {state: d.state, stage: d.stage || null, worker: d.worker || null, key: d.key || null, \
+                         error: d.error || null, controller: !!navigator.serviceWorker.controller}")
+            .await;
+        eprintln!("push from headless Chromium: {outcome}");
+        let vapid: Value =
+            http.get(format!("{base}/api/v1/push/vapid-public-key")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(outcome["worker"], "registered", "{outcome}");
+        assert_eq!(outcome["key"], vapid["publicKey"], "subscribe is called with Socle's VAPID key: {outcome}");
+        if outcome["state"] == "failed" {
+            let error = outcome["error"].as_str().unwrap_or_default();
+            assert!(
+                (error.starts_with("AbortError") || error.contains("push service")) && outcome["stage"] == "subscribe",
+                "the only failure allowed is the push service's: {error}"
+            );
+        }
+        b.check("agent-14-alertes-push").await;
         eprintln!("{} requests checked, all to {}", b.requests, b.origin);
         b.client.close().await.unwrap();
     });

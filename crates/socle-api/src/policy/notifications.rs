@@ -1,8 +1,9 @@
 //! The notification side of the authorization point: whether a person may be
 //! told about an alert. The same audience a web session of that person would
 //! have (all memberships, a syndicate's admin reaching its communes), applied
-//! to the alert's entity with `Audience::can_see`, so a notification never
-//! tells anyone what they could not read.
+//! to the alert's entity by the rule of alerts (`policy/alerts.rs`: an alert
+//! is never public), so a notification never tells anyone what they could
+//! not open.
 
 use std::sync::Arc;
 
@@ -35,8 +36,12 @@ impl Visibility for PolicyVisibility {
             session: None,
         };
         match self.store.entity(&notice.entity_id).await {
-            // The notice must be about an entity of the organisation it names.
-            Ok(Some(e)) => e.organisation == notice.organisation && e.visible_to(&caller.audience()),
+            // The notice must be about an entity of the organisation it names, and
+            // tell only those who may open the alert (alerts are never public).
+            Ok(Some(e)) => {
+                e.organisation == notice.organisation
+                    && caller.sees_alert_of(&e.organisation, e.visibility, &e.shared_with)
+            }
             _ => false,
         }
     }

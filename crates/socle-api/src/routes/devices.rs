@@ -192,7 +192,13 @@ fn manage_problem(lang: Lang, e: ManageError, what: &str) -> Problem {
 }
 
 /// A small JSON body, whole, or 413 naming what it should have been (`what`: French, English).
-async fn read_small(lang: Lang, headers: &HeaderMap, body: Body, max: usize, what: (&str, &str)) -> ApiResult<Vec<u8>> {
+pub(crate) async fn read_small(
+    lang: Lang,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    what: (&str, &str),
+) -> ApiResult<Vec<u8>> {
     match read_limited(headers, body, max, 0).await {
         Read::Whole(b) => Ok(b),
         Read::TooLarge { .. } | Read::Broken => Err(Problem::new(

@@ -48,8 +48,21 @@ pub struct LiveValue {
     pub state: Option<&'static str>,
 }
 
+/// A change of an alert the caller may see, sent in an `alert` event (members only).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveAlert {
+    pub id: i64,
+    /// `opened`, `flapping`, `acknowledged`, `assigned`, `commented`, `resolved`.
+    pub change: String,
+    pub status: String,
+    pub severity: String,
+    pub entity: String,
+}
+
 /// Live values (Server-Sent Events, `text/event-stream`): each `observations`
-/// event carries a JSON array of `LiveValue`. The connection closes after five
+/// event carries a JSON array of `LiveValue`; members also get an `alert` event
+/// (`LiveAlert`) for each change of an alert they may see. The connection closes after five
 /// minutes; `EventSource` reconnects by itself.
 #[utoipa::path(get, path = "/api/v1/live", tag = "entities", params(LiveParams),
     responses((status = 200, description = "Server-Sent Events; `observations` events hold a JSON array of LiveValue",
@@ -74,14 +87,18 @@ pub async fn live(
         None => None,
     };
     let feed = scoped.live(only);
-    let mut res = Sse::new(events(feed)).keep_alive(KeepAlive::default()).into_response();
+    let alerts = scoped.alert_changes().map(|changes| (scoped, changes));
+    let mut res = Sse::new(events(feed, alerts)).keep_alive(KeepAlive::default()).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Reverse proxies (nginx) would otherwise hold events back.
     res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(res)
 }
 
-fn events(feed: crate::policy::LiveFeed) -> impl Stream<Item = Result<Event, Infallible>> {
+fn events(
+    feed: crate::policy::LiveFeed,
+    alerts: Option<(crate::policy::Scoped, tokio::sync::broadcast::Receiver<socle_storage::AlertChange>)>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let deadline = tokio::time::Instant::now() + CONNECTION;
     let hello = stream::once(async { Ok(Event::default().retry(RETRY).comment("socle")) });
     let batches = stream::unfold(feed, move |mut feed| async move {
@@ -103,5 +120,30 @@ fn events(feed: crate::policy::LiveFeed) -> impl Stream<Item = Result<Event, Inf
         let event = Event::default().event("observations").json_data(&values).ok()?;
         Some((Ok(event), feed))
     });
-    hello.chain(batches)
+    // Alert changes, each checked against what the caller may see; a lagging
+    // reader skips to the newest (the page re-reads the list anyway).
+    let changes = stream::unfold(alerts, move |alerts| async move {
+        let (scoped, mut rx) = alerts?;
+        loop {
+            let change = match tokio::time::timeout_at(deadline, rx.recv()).await.ok()? {
+                Ok(c) => c,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            if !scoped.sees_alert(&change.alert).await.unwrap_or(false) {
+                continue;
+            }
+            let a = &change.alert;
+            let live = LiveAlert {
+                id: a.id,
+                change: change.kind.as_str().to_owned(),
+                status: a.status.as_str().to_owned(),
+                severity: a.severity.clone(),
+                entity: a.entity.to_string(),
+            };
+            let event = Event::default().event("alert").json_data(&live).ok()?;
+            return Some((Ok(event), Some((scoped, rx))));
+        }
+    });
+    hello.chain(stream::select(batches, changes))
 }

@@ -1,9 +1,11 @@
 pub mod admin;
+pub mod alerts;
 pub mod devices;
 pub mod entities;
 pub mod health;
 pub mod ingest;
 pub mod live;
 pub mod map;
+pub mod notifications;
 pub mod organisations;
 pub mod series;

@@ -241,6 +241,9 @@ struct EntityPage {
     related: Vec<Related>,
     chart: Option<ChartView>,
     period_error: bool,
+    /// Unresolved alerts of the entity, for members who may see them.
+    open_alerts: Vec<super::alerts::AlertRow>,
+    aw: &'static super::alerts::AlertWords,
 }
 
 pub struct ChartView {
@@ -461,8 +464,24 @@ pub async fn entity_page(
         }
         _ => None,
     };
+    let open_alerts = if caller.is_member() {
+        let q = crate::policy::AlertQuery {
+            entity: Some(entity_id.clone()),
+            statuses: Some(vec![socle_storage::AlertStatus::Open, socle_storage::AlertStatus::Acknowledged]),
+            limit: 50,
+            ..Default::default()
+        };
+        match scoped.alerts(q).await {
+            Ok(page) => page.items.iter().map(|(a, name)| super::alerts::row(a, name.as_deref(), t.lang)).collect(),
+            Err(e) => return internal(e),
+        }
+    } else {
+        Vec::new()
+    };
     let state_key = layers::state(&entity);
     let page = EntityPage {
+        open_alerts,
+        aw: super::alerts::words(t.lang),
         id: entity.id.to_string(),
         name: entity.name().unwrap_or(entity.id.as_str()).to_owned(),
         kind: h.entity_type(ty),

@@ -24,6 +24,7 @@ use crate::i18n::Lang;
 use crate::session::{self, LANG_COOKIE};
 use crate::{AppState, Caller};
 
+pub mod alerts;
 pub mod assets;
 pub mod dashboards;
 pub mod hypervisor;

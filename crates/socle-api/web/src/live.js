@@ -1,13 +1,29 @@
 // One EventSource per page on /api/v1/live: the server sends only what the
 // visitor may see. Subscribers get each batch of observations.
 const subscribers = new Set();
+const alertSubscribers = new Set();
 let source = null;
+
+/** Changes of the alerts the visitor may see (members only). */
+export function onAlert(callback) {
+  alertSubscribers.add(callback);
+  onLive(() => {});
+}
 
 export function onLive(callback, entity) {
   subscribers.add(callback);
   if (!source) {
     const url = entity ? `/api/v1/live?entity=${encodeURIComponent(entity)}` : "/api/v1/live";
     source = new EventSource(url);
+    source.addEventListener("alert", (ev) => {
+      let change;
+      try {
+        change = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      for (const s of alertSubscribers) s(change);
+    });
     source.addEventListener("observations", (ev) => {
       let batch;
       try {
@@ -63,4 +79,30 @@ export function formatValue(value, unit, lang) {
     return u ? `${n} ${u}` : n;
   }
   return String(value);
+}
+
+/** The alert list (`#liste-alertes`) is read again when an alert changes. */
+export function initLiveAlerts(root) {
+  const list = root.getElementById("liste-alertes");
+  if (!list) return;
+  let pending = null;
+  onAlert(() => {
+    if (pending) return;
+    // Several changes in a burst (an engine batch): one reload.
+    pending = setTimeout(async () => {
+      pending = null;
+      try {
+        const res = await fetch(location.href, { credentials: "same-origin" });
+        if (!res.ok) return;
+        const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+        const fresh = doc.getElementById("liste-alertes");
+        if (fresh) {
+          list.innerHTML = fresh.innerHTML;
+          list.dataset.updated = String(Number(list.dataset.updated || 0) + 1);
+        }
+      } catch {
+        /* the next change tries again */
+      }
+    }, 300);
+  });
 }

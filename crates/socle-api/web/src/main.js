@@ -2,7 +2,8 @@
 // HTML, forms, tables); it adds the map, the charts and live values.
 import { initMap } from "./map.js";
 import { initChart } from "./chart.js";
-import { initLiveValues } from "./live.js";
+import { initLiveAlerts, initLiveValues } from "./live.js";
+import { initPush } from "./push.js";
 
 function boot() {
   const map = document.getElementById("carte");
@@ -10,6 +11,8 @@ function boot() {
   const chart = document.getElementById("graphique");
   if (chart) initChart(chart);
   initLiveValues(document);
+  initPush(document);
+  initLiveAlerts(document);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
