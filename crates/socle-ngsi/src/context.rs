@@ -232,8 +232,10 @@ mod tests {
         let doc = json!({"@context": "https://example.org/ctx.jsonld"});
         let err = Context::with_user(&doc, &|_| None).unwrap_err();
         assert_eq!(err.name(), "LdContextNotAvailable");
-        let c = Context::with_user(&doc, &|_| Some(json!({"@context": {"niveau": "https://uri.etsi.org/ngsi-ld/default-context/fillingLevel"}})))
-            .unwrap();
+        let c = Context::with_user(&doc, &|_| {
+            Some(json!({"@context": {"niveau": "https://uri.etsi.org/ngsi-ld/default-context/fillingLevel"}}))
+        })
+        .unwrap();
         assert_eq!(c.to_stored("niveau"), "fillingLevel");
         assert_eq!(c.urls, vec!["https://example.org/ctx.jsonld".to_owned()]);
         // A context that includes itself stops instead of looping.

@@ -5,8 +5,11 @@
 
 pub mod context;
 pub mod error;
+pub mod geoq;
 pub mod q;
+pub mod representation;
 
 pub use context::Context;
 pub use error::{NgsiError, ProblemDetails};
+pub use geoq::GeoQuery;
 pub use q::Query;

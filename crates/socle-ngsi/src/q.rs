@@ -376,12 +376,10 @@ fn compare(v: &Value, q: &QValue) -> Option<Ordering> {
         (Value::Object(o), QValue::Instant(t)) => {
             o.get("@value").and_then(Value::as_str).and_then(parse_instant).map(|u| u.cmp(t))
         }
-        (Value::String(s), QValue::Text(t) | QValue::Word(t)) => {
-            match (parse_instant(s), parse_instant(t)) {
-                (Some(a), Some(b)) => Some(a.cmp(&b)),
-                _ => Some(s.as_str().cmp(t.as_str())),
-            }
-        }
+        (Value::String(s), QValue::Text(t) | QValue::Word(t)) => match (parse_instant(s), parse_instant(t)) {
+            (Some(a), Some(b)) => Some(a.cmp(&b)),
+            _ => Some(s.as_str().cmp(t.as_str())),
+        },
         // `q=level==3` against a value stored as text "3".
         (Value::String(s), QValue::Number(m)) => s.parse::<f64>().ok()?.partial_cmp(m),
         _ => None,
