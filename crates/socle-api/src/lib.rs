@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, patch, post, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -62,15 +62,23 @@ pub struct RouteSpec {
     pub access: Access,
     /// A server-rendered page (HTML), not part of the API and its OpenAPI document.
     pub web_page: bool,
+    /// An NGSI-LD route: its contract is ETSI GS CIM 009's own OpenAPI, not Socle's document.
+    pub ngsi_ld: bool,
     handler: MethodRouter<AppState>,
 }
 
 fn spec(path: &'static str, methods: &'static [Method], access: Access, handler: MethodRouter<AppState>) -> RouteSpec {
-    RouteSpec { path, methods, access, web_page: false, handler }
+    RouteSpec { path, methods, access, web_page: false, ngsi_ld: false, handler }
+}
+
+/// NGSI-LD routes are open at the gate: `policy::ngsi` decides per tenant,
+/// entity and operation (hidden answers like absent, in the NGSI-LD shape).
+fn ngsi(path: &'static str, methods: &'static [Method], handler: MethodRouter<AppState>) -> RouteSpec {
+    RouteSpec { path, methods, access: Access::Open, web_page: false, ngsi_ld: true, handler }
 }
 
 fn page(path: &'static str, methods: &'static [Method], access: Access, handler: MethodRouter<AppState>) -> RouteSpec {
-    RouteSpec { path, methods, access, web_page: true, handler }
+    RouteSpec { path, methods, access, web_page: true, ngsi_ld: false, handler }
 }
 
 pub fn route_table() -> Vec<RouteSpec> {
@@ -114,6 +122,27 @@ pub fn route_table() -> Vec<RouteSpec> {
         spec("/api/v1/dead-letters", GET, Access::Staff, get(devices::dead_letters)),
         spec("/api/v1/dead-letters/{id}", GET, Access::Staff, get(devices::dead_letter)),
         spec("/api/v1/dead-letters/{id}/replay", POST, Access::Staff, post(devices::replay)),
+        // NGSI-LD (ETSI GS CIM 009) over the same entities and history.
+        ngsi("/ngsi-ld/v1/entities", GET_POST, get(ngsi::entities::query).post(ngsi::entities::create)),
+        ngsi(
+            "/ngsi-ld/v1/entities/{id}",
+            &[Method::GET, Method::DELETE, Method::PATCH, Method::PUT],
+            get(ngsi::entities::retrieve)
+                .delete(ngsi::entities::delete)
+                .patch(ngsi::entities::merge)
+                .put(ngsi::entities::replace),
+        ),
+        ngsi(
+            "/ngsi-ld/v1/entities/{id}/attrs",
+            &[Method::POST, Method::PATCH],
+            post(ngsi::entities::append).patch(ngsi::entities::update),
+        ),
+        ngsi(
+            "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
+            &[Method::PATCH, Method::DELETE],
+            patch(ngsi::entities::update_attribute).delete(ngsi::entities::delete_attribute),
+        ),
+        ngsi("/ngsi-ld/v1/entityOperations/query", POST, post(ngsi::entities::query_post)),
         // Web pages (French paths: the interface speaks French first).
         page("/", GET, Access::Open, get(web::home)),
         page("/connexion", GET_POST, Access::Open, get(web::login_page).post(web::login_submit)),

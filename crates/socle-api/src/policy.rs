@@ -37,8 +37,10 @@ use crate::Limits;
 mod hypervisor;
 mod ingestion;
 pub use hypervisor::LiveFeed;
+mod ngsi;
 mod notifications;
 pub use ingestion::ManageError;
+pub use ngsi::NgsiScoped;
 
 /// What every handler can reach. The store is private: handlers go through
 /// [`AppState::scoped`] or the narrow operations below.

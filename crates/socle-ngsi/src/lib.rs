@@ -8,8 +8,11 @@ pub mod error;
 pub mod geoq;
 pub mod q;
 pub mod representation;
+pub mod temporal;
+pub mod types;
 
 pub use context::Context;
 pub use error::{NgsiError, ProblemDetails};
 pub use geoq::GeoQuery;
 pub use q::Query;
+pub use types::TypeExpr;

@@ -5,5 +5,6 @@ pub mod health;
 pub mod ingest;
 pub mod live;
 pub mod map;
+pub mod ngsi;
 pub mod organisations;
 pub mod series;

@@ -1,0 +1,1 @@
+//! Temporal representation of entities (filled in below).
