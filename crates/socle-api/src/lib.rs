@@ -143,6 +143,8 @@ pub fn route_table() -> Vec<RouteSpec> {
             patch(ngsi::entities::update_attribute).delete(ngsi::entities::delete_attribute),
         ),
         ngsi("/ngsi-ld/v1/entityOperations/query", POST, post(ngsi::entities::query_post)),
+        ngsi("/ngsi-ld/v1/temporal/entities", GET, get(ngsi::temporal::query)),
+        ngsi("/ngsi-ld/v1/temporal/entities/{id}", GET, get(ngsi::temporal::retrieve)),
         // Web pages (French paths: the interface speaks French first).
         page("/", GET, Access::Open, get(web::home)),
         page("/connexion", GET_POST, Access::Open, get(web::login_page).post(web::login_submit)),

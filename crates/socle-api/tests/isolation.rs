@@ -1075,8 +1075,9 @@ mod ingestion {
 async fn ngsi_rules(base: &str, path: &str, caller: &Caller) {
     let revoked = caller.name.starts_with("revoked");
     match path {
-        "/ngsi-ld/v1/entities" | "/ngsi-ld/v1/entityOperations/query" => {
-            let (status, body) = call(base, "/ngsi-ld/v1/entities?type=Building&limit=1000", caller).await;
+        "/ngsi-ld/v1/entities" | "/ngsi-ld/v1/entityOperations/query" | "/ngsi-ld/v1/temporal/entities" => {
+            let list = if path.contains("temporal") { path } else { "/ngsi-ld/v1/entities" };
+            let (status, body) = call(base, &format!("{list}?type=Building&limit=1000"), caller).await;
             if revoked {
                 assert_eq!(status, StatusCode::UNAUTHORIZED);
                 return;
@@ -1096,22 +1097,23 @@ async fn ngsi_rules(base: &str, path: &str, caller: &Caller) {
                 for v in VISIBILITIES {
                     let id = entity_id(commune, v);
                     let visible = caller.sees.contains(&(commune.to_owned(), v));
-                    let (status, body) = if path == "/ngsi-ld/v1/entities/{id}" {
-                        call(base, &format!("/ngsi-ld/v1/entities/{id}"), caller).await
-                    } else if caller.session.is_some() || visible {
-                        // Writes to visible entities depend on roles (tested in ngsi.rs);
-                        // sessions must first pass the CSRF check.
-                        continue;
-                    } else {
-                        let p = path.replace("{id}", &id).replace("{attr}", "name");
-                        let client = reqwest::Client::new();
-                        let mut req = client.patch(format!("{base}{p}")).header("content-type", "application/json");
-                        if let Some(t) = &caller.token {
-                            req = req.bearer_auth(t);
-                        }
-                        let res = req.body(r#"{"name":"pwned"}"#).send().await.unwrap();
-                        (res.status(), res.text().await.unwrap())
-                    };
+                    let (status, body) =
+                        if path == "/ngsi-ld/v1/entities/{id}" || path == "/ngsi-ld/v1/temporal/entities/{id}" {
+                            call(base, &path.replace("{id}", &id), caller).await
+                        } else if caller.session.is_some() || visible {
+                            // Writes to visible entities depend on roles (tested in ngsi.rs);
+                            // sessions must first pass the CSRF check.
+                            continue;
+                        } else {
+                            let p = path.replace("{id}", &id).replace("{attr}", "name");
+                            let client = reqwest::Client::new();
+                            let mut req = client.patch(format!("{base}{p}")).header("content-type", "application/json");
+                            if let Some(t) = &caller.token {
+                                req = req.bearer_auth(t);
+                            }
+                            let res = req.body(r#"{"name":"pwned"}"#).send().await.unwrap();
+                            (res.status(), res.text().await.unwrap())
+                        };
                     let expected = if revoked {
                         StatusCode::UNAUTHORIZED
                     } else if visible {
@@ -1120,7 +1122,7 @@ async fn ngsi_rules(base: &str, path: &str, caller: &Caller) {
                         StatusCode::NOT_FOUND
                     };
                     assert_eq!(status, expected, "{} {path} {id}", caller.name);
-                    assert_no_foreign_marker(&body, caller, path);
+                    assert_no_foreign_marker(&body, caller, &format!("{path} {id}"));
                     assert!(!body.contains("pwned"));
                 }
             }

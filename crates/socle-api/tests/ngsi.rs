@@ -488,6 +488,79 @@ async fn writing(app: &App) {
     assert!(app.store.store.entity(&EntityId::parse(id).unwrap()).await.unwrap().is_none());
 }
 
+async fn history(app: &App) {
+    let base = format!("/temporal/entities/{METER}");
+    let a = app
+        .get(&format!("{base}?timerel=between&timeAt=2026-01-05T00:00:00Z&endTimeAt=2026-01-05T01:00:00Z"), None)
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let instances = a.body["consumption"].as_array().unwrap();
+    assert_eq!(instances.len(), 4);
+    assert_eq!(
+        instances[1],
+        json!({"type": "Property", "value": 2.0, "observedAt": "2026-01-05T00:15:00Z", "unitCode": "KWH"})
+    );
+    let tv = app.get(&format!("{base}?timerel=after&timeAt=2026-01-06T23:00:00Z&options=temporalValues"), None).await;
+    assert_eq!(tv.body["consumption"]["type"], "Property");
+    assert_eq!(tv.body["consumption"]["values"][3], json!([4.0, "2026-01-06T23:45:00Z"]));
+    let last = app.get(&format!("{base}?lastN=2&attrs=consumption"), None).await;
+    let values: Vec<&str> =
+        last.body["consumption"].as_array().unwrap().iter().map(|i| i["observedAt"].as_str().unwrap()).collect();
+    assert_eq!(values, vec!["2026-01-06T23:30:00Z", "2026-01-06T23:45:00Z"]);
+    // Aggregations: per hour, from raw points (stddev asks for them).
+    let agg = app
+        .get(&format!("{base}?timerel=between&timeAt=2026-01-05T00:00:00Z&endTimeAt=2026-01-05T02:00:00Z&aggrMethods=sum,avg,max,stddev,totalCount,distinctCount,sumsq,min&aggrPeriodDuration=PT1H"), None)
+        .await;
+    assert_eq!(agg.status, 200, "{:?}", agg.body);
+    let c = &agg.body["consumption"];
+    assert_eq!(
+        c["sum"],
+        json!([
+            [10.0, "2026-01-05T00:00:00Z", "2026-01-05T01:00:00Z"],
+            [10.0, "2026-01-05T01:00:00Z", "2026-01-05T02:00:00Z"]
+        ])
+    );
+    assert_eq!(c["avg"][0][0], 2.5);
+    assert_eq!(c["totalCount"][0][0], 4);
+    assert_eq!(c["distinctCount"][0][0], 4);
+    assert_eq!(c["sumsq"][0][0], 30.0);
+    assert_eq!(c["unitCode"], "KWH");
+    // Per day: from hourly rollups, equal to the raw computation.
+    let days = "timerel=between&timeAt=2026-01-05T00:00:00Z&endTimeAt=2026-01-07T00:00:00Z&aggrPeriodDuration=P1D";
+    let rolled = app.get(&format!("{base}?{days}&aggrMethods=sum,totalCount,max"), None).await;
+    let raw = app.get(&format!("{base}?{days}&aggrMethods=sum,totalCount,max,stddev"), None).await;
+    assert_eq!(
+        rolled.body["consumption"]["sum"],
+        json!([
+            [240.0, "2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z"],
+            [240.0, "2026-01-06T00:00:00Z", "2026-01-07T00:00:00Z"]
+        ])
+    );
+    for m in ["sum", "totalCount", "max"] {
+        assert_eq!(rolled.body["consumption"][m], raw.body["consumption"][m], "{m}");
+    }
+    // The list: every meter, with the history asked for.
+    let list =
+        app.get("/temporal/entities?type=SmartMeteringObservation&attrs=consumption&lastN=1&count=true", None).await;
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    assert_eq!(list.headers["ngsild-results-count"], "12");
+    assert_eq!(list.body[0]["consumption"][0]["value"], 4.0);
+    assert!(list.body[1].get("consumption").is_none());
+    // Errors and hiding.
+    assert_error(
+        &app.get(&format!("{base}?timerel=between&timeAt=2026-01-05T00:00:00Z"), None).await,
+        400,
+        "BadRequestData",
+    );
+    assert_error(&app.get(&format!("{base}?aggrMethods=sum&aggrPeriodDuration=1H"), None).await, 400, "BadRequestData");
+    assert_error(&app.get(&format!("{base}?aggrMethods=median"), None).await, 400, "BadRequestData");
+    assert_error(
+        &app.get("/temporal/entities/urn:ngsi-ld:Building:b-mairie", Some(&app.writer_a)).await,
+        404,
+        "ResourceNotFound",
+    );
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $(
@@ -501,4 +574,4 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(reading_socle_entities, querying, writing);
+both_backends!(reading_socle_entities, querying, writing, history);

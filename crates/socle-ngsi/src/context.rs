@@ -174,7 +174,7 @@ impl Context {
 
     /// The term this context uses for a stored term.
     pub fn from_stored(&self, stored: &str) -> String {
-        if self.terms.get(stored).is_some() {
+        if self.terms.contains_key(stored) {
             return stored.to_owned();
         }
         let iri = core().expand(stored);

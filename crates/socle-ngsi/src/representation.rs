@@ -152,10 +152,9 @@ pub fn parse_attribute(name: &str, v: &Value) -> Result<Change> {
         }
         other => return Ok(Change::Set(Attribute::property(other.clone()))),
     };
-    if name == "location" || is_geojson(v) {
-        if is_geojson(v) {
-            return Ok(Change::Set(Attribute::GeoProperty { value: geometry(v, name)?, observed_at: None }));
-        }
+    // A bare GeoJSON geometry is a concise GeoProperty.
+    if is_geojson(v) {
+        return Ok(Change::Set(Attribute::GeoProperty { value: geometry(v, name)?, observed_at: None }));
     }
     let kind = o.get("type").and_then(Value::as_str);
     let kind = match kind {

@@ -1409,6 +1409,6 @@ async fn entities_are_replaced_and_deleted(t: &TestStore) {
         .unwrap();
     assert_eq!(page.total, 0);
     // Recreated under the same id, it starts without the old history.
-    s.upsert_entities(&[a.clone()]).await.unwrap();
+    s.upsert_entities(std::slice::from_ref(&a)).await.unwrap();
     assert!(s.list_series(&a.id).await.unwrap().is_empty());
 }
