@@ -143,6 +143,11 @@ pub fn route_table() -> Vec<RouteSpec> {
             patch(ngsi::entities::update_attribute).delete(ngsi::entities::delete_attribute),
         ),
         ngsi("/ngsi-ld/v1/entityOperations/query", POST, post(ngsi::entities::query_post)),
+        ngsi("/ngsi-ld/v1/entityOperations/create", POST, post(ngsi::batch::create)),
+        ngsi("/ngsi-ld/v1/entityOperations/upsert", POST, post(ngsi::batch::upsert)),
+        ngsi("/ngsi-ld/v1/entityOperations/update", POST, post(ngsi::batch::update)),
+        ngsi("/ngsi-ld/v1/entityOperations/merge", POST, post(ngsi::batch::merge)),
+        ngsi("/ngsi-ld/v1/entityOperations/delete", POST, post(ngsi::batch::delete)),
         ngsi("/ngsi-ld/v1/temporal/entities", GET, get(ngsi::temporal::query)),
         ngsi("/ngsi-ld/v1/temporal/entities/{id}", GET, get(ngsi::temporal::retrieve)),
         // Web pages (French paths: the interface speaks French first).

@@ -1092,6 +1092,46 @@ async fn ngsi_rules(base: &str, path: &str, caller: &Caller) {
                 assert_no_foreign_marker(&body, caller, q);
             }
         }
+        path if path.starts_with("/ngsi-ld/v1/entityOperations/") => {
+            if caller.session.is_some() {
+                return;
+            }
+            for commune in ["a", "b"] {
+                for v in VISIBILITIES {
+                    if caller.sees.contains(&(commune.to_owned(), v)) {
+                        continue;
+                    }
+                    let id = entity_id(commune, v);
+                    let body = if path.ends_with("/delete") {
+                        format!(r#"["{id}"]"#)
+                    } else {
+                        format!(r#"[{{"id":"{id}","type":"Building","name":"pwned"}}]"#)
+                    };
+                    let mut req = reqwest::Client::new()
+                        .post(format!("{base}{path}"))
+                        .header("content-type", "application/json")
+                        .body(body);
+                    if let Some(t) = &caller.token {
+                        req = req.bearer_auth(t);
+                    }
+                    let res = req.send().await.unwrap();
+                    let status = res.status();
+                    let text = res.text().await.unwrap();
+                    let expected = if revoked { StatusCode::UNAUTHORIZED } else { StatusCode::MULTI_STATUS };
+                    assert_eq!(status, expected, "{} {path} {id}: {text}", caller.name);
+                    // Refused per entity: as absent (update, merge, delete) or as a taken id (create, upsert).
+                    if !revoked {
+                        let kind = if path.ends_with("/create") || path.ends_with("/upsert") {
+                            "AlreadyExists"
+                        } else {
+                            "ResourceNotFound"
+                        };
+                        assert!(text.contains(kind), "{} {path} {id}: {text}", caller.name);
+                    }
+                    assert_no_foreign_marker(&text, caller, &format!("{path} {id}"));
+                }
+            }
+        }
         _ => {
             for commune in ["a", "b"] {
                 for v in VISIBILITIES {

@@ -488,6 +488,115 @@ async fn writing(app: &App) {
     assert!(app.store.store.entity(&EntityId::parse(id).unwrap()).await.unwrap().is_none());
 }
 
+async fn batches(app: &App) {
+    let c = |i: u32| {
+        json!({"id": format!("urn:ngsi-ld:WasteContainer:lot-{i}"), "type": "WasteContainer",
+                           "fillingLevel": {"type": "Property", "value": 0.1 * f64::from(i), "observedAt": "2026-03-01T10:00:00Z"}})
+    };
+    let created =
+        app.call(Method::POST, "/entityOperations/create", Some(&app.writer_a), Some(json!([c(1), c(2), c(3)]))).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body.as_array().unwrap().len(), 3);
+    // Mixed: an existing id, a malformed one, a duplicate, a new one.
+    let mixed = app
+        .call(
+            Method::POST,
+            "/entityOperations/create",
+            Some(&app.writer_a),
+            Some(json!([c(1), {"id": "x", "type": "T"}, c(4), c(4)])),
+        )
+        .await;
+    assert_eq!(mixed.status, 207, "{:?}", mixed.body);
+    assert_eq!(mixed.body["success"], json!(["urn:ngsi-ld:WasteContainer:lot-4"]));
+    let errors = mixed.body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 3);
+    assert_eq!(errors[0]["entityId"], "urn:ngsi-ld:WasteContainer:lot-1");
+    assert_eq!(errors[0]["error"]["type"], "https://uri.etsi.org/ngsi-ld/errors/AlreadyExists");
+    // Upsert replaces by default, updates with options=update.
+    let up = app
+        .call(
+            Method::POST,
+            "/entityOperations/upsert",
+            Some(&app.writer_a),
+            Some(json!([{"id": "urn:ngsi-ld:WasteContainer:lot-1", "type": "WasteContainer", "status": "ok"}, c(5)])),
+        )
+        .await;
+    assert_eq!(up.status, 201, "{:?}", up.body);
+    let one = app.get("/entities/urn:ngsi-ld:WasteContainer:lot-1?options=keyValues", Some(&app.writer_a)).await.body;
+    assert_eq!(one, json!({"id": "urn:ngsi-ld:WasteContainer:lot-1", "type": "WasteContainer", "status": "ok"}));
+    let up = app
+        .call(
+            Method::POST,
+            "/entityOperations/upsert?options=update",
+            Some(&app.writer_a),
+            Some(json!([{"id": "urn:ngsi-ld:WasteContainer:lot-1", "type": "WasteContainer", "color": "green"}])),
+        )
+        .await;
+    assert_eq!(up.status, 204, "{:?}", up.body);
+    let one = app.get("/entities/urn:ngsi-ld:WasteContainer:lot-1?options=keyValues", Some(&app.writer_a)).await.body;
+    assert_eq!((one["status"].as_str(), one["color"].as_str()), (Some("ok"), Some("green")));
+    // Update: noOverwrite keeps; absent entities are errors.
+    let upd = app
+        .call(Method::POST, "/entityOperations/update?options=noOverwrite", Some(&app.writer_a), Some(json!([{"id": "urn:ngsi-ld:WasteContainer:lot-1", "status": "ko", "size": 2}, {"id": "urn:ngsi-ld:WasteContainer:nope", "size": 1}])))
+        .await;
+    assert_eq!(upd.status, 207, "{:?}", upd.body);
+    assert_eq!(upd.body["errors"][0]["error"]["type"], "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound");
+    let one = app.get("/entities/urn:ngsi-ld:WasteContainer:lot-1?options=keyValues", Some(&app.writer_a)).await.body;
+    assert_eq!((one["status"].as_str(), one["size"].as_i64()), (Some("ok"), Some(2)));
+    // Merge deletes with null.
+    let m = app
+        .call(
+            Method::POST,
+            "/entityOperations/merge",
+            Some(&app.writer_a),
+            Some(json!([{"id": "urn:ngsi-ld:WasteContainer:lot-1", "color": null}])),
+        )
+        .await;
+    assert_eq!(m.status, 204, "{:?}", m.body);
+    // B can touch none of A's entities.
+    let b = app
+        .call(
+            Method::POST,
+            "/entityOperations/merge",
+            Some(&app.writer_b),
+            Some(json!([{"id": "urn:ngsi-ld:WasteContainer:lot-2", "status": "x"}])),
+        )
+        .await;
+    assert_eq!(b.status, 207);
+    let b = app
+        .call(
+            Method::POST,
+            "/entityOperations/delete",
+            Some(&app.writer_b),
+            Some(json!(["urn:ngsi-ld:WasteContainer:lot-2"])),
+        )
+        .await;
+    assert_eq!(b.body["errors"][0]["error"]["type"], "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound");
+    // Delete.
+    let d = app
+        .call(
+            Method::POST,
+            "/entityOperations/delete",
+            Some(&app.writer_a),
+            Some(json!([
+                "urn:ngsi-ld:WasteContainer:lot-1",
+                "urn:ngsi-ld:WasteContainer:lot-2",
+                "urn:ngsi-ld:WasteContainer:lot-3",
+                "urn:ngsi-ld:WasteContainer:lot-4",
+                "urn:ngsi-ld:WasteContainer:lot-5"
+            ])),
+        )
+        .await;
+    assert_eq!(d.status, 204, "{:?}", d.body);
+    let left = app.get("/entities?type=WasteContainer&count=true&limit=0", Some(&app.writer_a)).await;
+    assert_eq!(left.headers["ngsild-results-count"], "0");
+    assert_error(
+        &app.call(Method::POST, "/entityOperations/create", Some(&app.writer_a), Some(json!({"id": 1}))).await,
+        400,
+        "BadRequestData",
+    );
+}
+
 async fn history(app: &App) {
     let base = format!("/temporal/entities/{METER}");
     let a = app
@@ -574,4 +683,4 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(reading_socle_entities, querying, writing, history);
+both_backends!(reading_socle_entities, querying, writing, batches, history);
