@@ -148,6 +148,10 @@ pub fn route_table() -> Vec<RouteSpec> {
         ngsi("/ngsi-ld/v1/entityOperations/update", POST, post(ngsi::batch::update)),
         ngsi("/ngsi-ld/v1/entityOperations/merge", POST, post(ngsi::batch::merge)),
         ngsi("/ngsi-ld/v1/entityOperations/delete", POST, post(ngsi::batch::delete)),
+        ngsi("/ngsi-ld/v1/types", GET, get(ngsi::discovery::types)),
+        ngsi("/ngsi-ld/v1/types/{type}", GET, get(ngsi::discovery::type_info)),
+        ngsi("/ngsi-ld/v1/attributes", GET, get(ngsi::discovery::attributes)),
+        ngsi("/ngsi-ld/v1/attributes/{attr}", GET, get(ngsi::discovery::attribute_info)),
         ngsi("/ngsi-ld/v1/temporal/entities", GET, get(ngsi::temporal::query)),
         ngsi("/ngsi-ld/v1/temporal/entities/{id}", GET, get(ngsi::temporal::retrieve)),
         // Web pages (French paths: the interface speaks French first).

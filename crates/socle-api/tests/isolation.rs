@@ -1092,6 +1092,38 @@ async fn ngsi_rules(base: &str, path: &str, caller: &Caller) {
                 assert_no_foreign_marker(&body, caller, q);
             }
         }
+        "/ngsi-ld/v1/types"
+        | "/ngsi-ld/v1/types/{type}"
+        | "/ngsi-ld/v1/attributes"
+        | "/ngsi-ld/v1/attributes/{attr}" => {
+            // Types and attributes come from visible entities only: no name of a hidden one.
+            for p in [
+                "/ngsi-ld/v1/types?details=true",
+                "/ngsi-ld/v1/types/Building",
+                "/ngsi-ld/v1/attributes?details=true",
+                "/ngsi-ld/v1/attributes/name",
+            ] {
+                let (status, body) = call(base, p, caller).await;
+                if revoked {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED);
+                    continue;
+                }
+                let count = caller.sees.len();
+                if !p.contains('?') {
+                    assert!(status.is_success() || status == StatusCode::NOT_FOUND, "{} {p}: {body}", caller.name);
+                } else {
+                    assert!(status.is_success(), "{} {p}: {body}", caller.name);
+                }
+                if p.ends_with("/types/Building") {
+                    assert_eq!(status.is_success(), count > 0, "{} {p}: {body}", caller.name);
+                }
+                if p.ends_with("/types/Building") && count > 0 {
+                    let json: Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(json["entityCount"].as_u64(), Some(count as u64), "{} {p}", caller.name);
+                }
+                assert_no_foreign_marker(&body, caller, p);
+            }
+        }
         path if path.starts_with("/ngsi-ld/v1/entityOperations/") => {
             if caller.session.is_some() {
                 return;

@@ -597,6 +597,37 @@ async fn batches(app: &App) {
     );
 }
 
+async fn discovery(app: &App) {
+    let anon = app.get("/types", None).await;
+    assert_eq!(anon.status, 200, "{:?}", anon.body);
+    assert_eq!(anon.body["type"], "EntityTypeList");
+    assert_eq!(anon.body["typeList"], json!(["SmartMeteringObservation"]));
+    let b = app.get("/types?details=true", Some(&app.writer_b)).await;
+    assert_eq!(b.body[0]["typeName"], "Building");
+    assert_eq!(b.body[0]["id"], "https://uri.etsi.org/ngsi-ld/default-context/Building");
+    let info = app.get("/types/SmartMeteringObservation", None).await;
+    assert_eq!(info.body["entityCount"], 12);
+    let names: Vec<&str> = info.body["attributeDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attributeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["consumption", "location", "name"]);
+    assert_error(&app.get("/types/Building", None).await, 404, "ResourceNotFound");
+    let attrs = app.get("/attributes", None).await;
+    assert_eq!(attrs.body["attributeList"], json!(["consumption", "location", "name"]));
+    let one = app.get("/attributes/consumption", None).await;
+    assert_eq!(
+        (one.body["attributeCount"].as_u64(), one.body["attributeTypes"].clone()),
+        (Some(1), json!(["Property"]))
+    );
+    assert_eq!(one.body["typeNames"], json!(["SmartMeteringObservation"]));
+    let details = app.get("/attributes?details=true", Some(&app.writer_b)).await;
+    let name = details.body.as_array().unwrap().iter().find(|a| a["attributeName"] == "name").unwrap().clone();
+    assert_eq!(name["typeNames"], json!(["Building", "SmartMeteringObservation"]));
+}
+
 async fn history(app: &App) {
     let base = format!("/temporal/entities/{METER}");
     let a = app
@@ -683,4 +714,4 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(reading_socle_entities, querying, writing, batches, history);
+both_backends!(reading_socle_entities, querying, writing, batches, discovery, history);
