@@ -148,6 +148,12 @@ pub fn route_table() -> Vec<RouteSpec> {
         ngsi("/ngsi-ld/v1/entityOperations/update", POST, post(ngsi::batch::update)),
         ngsi("/ngsi-ld/v1/entityOperations/merge", POST, post(ngsi::batch::merge)),
         ngsi("/ngsi-ld/v1/entityOperations/delete", POST, post(ngsi::batch::delete)),
+        ngsi("/ngsi-ld/v1/jsonldContexts", GET_POST, get(ngsi::contexts::list).post(ngsi::contexts::not_supported)),
+        ngsi(
+            "/ngsi-ld/v1/jsonldContexts/{id}",
+            &[Method::GET, Method::DELETE],
+            get(ngsi::contexts::serve).delete(ngsi::contexts::not_supported),
+        ),
         ngsi("/ngsi-ld/v1/types", GET, get(ngsi::discovery::types)),
         ngsi("/ngsi-ld/v1/types/{type}", GET, get(ngsi::discovery::type_info)),
         ngsi("/ngsi-ld/v1/attributes", GET, get(ngsi::discovery::attributes)),

@@ -1092,6 +1092,12 @@ async fn ngsi_rules(base: &str, path: &str, caller: &Caller) {
                 assert_no_foreign_marker(&body, caller, q);
             }
         }
+        "/ngsi-ld/v1/jsonldContexts" | "/ngsi-ld/v1/jsonldContexts/{id}" => {
+            // Only the standard's core context: the same for everyone, no tenant data.
+            let (status, body) = call(base, "/ngsi-ld/v1/jsonldContexts/ngsi-ld-core-context-v1.9", caller).await;
+            assert_eq!(status, if revoked { StatusCode::UNAUTHORIZED } else { StatusCode::OK }, "{}", caller.name);
+            assert_no_foreign_marker(&body, caller, path);
+        }
         "/ngsi-ld/v1/types"
         | "/ngsi-ld/v1/types/{type}"
         | "/ngsi-ld/v1/attributes"

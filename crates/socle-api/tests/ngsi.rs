@@ -202,6 +202,13 @@ async fn reading_socle_entities(app: &App) {
     );
     assert_eq!(app.get("/entities/urn:ngsi-ld:Building:b-mairie", Some(&app.writer_b)).await.status, 200);
     assert_error(&app.get("/entities/pas-un-urn", None).await, 400, "BadRequestData");
+    // The core context is served from the binary.
+    let list = app.get("/jsonldContexts", None).await;
+    assert_eq!(list.body, json!(["https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"]));
+    let core = app.get("/jsonldContexts/ngsi-ld-core-context-v1.9", None).await;
+    assert_eq!(core.headers["content-type"], "application/ld+json");
+    assert_eq!(core.body["@context"]["observedAt"]["@id"], "ngsi-ld:observedAt");
+    assert_error(&app.get("/jsonldContexts/autre", None).await, 404, "ResourceNotFound");
 }
 
 async fn querying(app: &App) {
@@ -472,8 +479,9 @@ async fn writing(app: &App) {
         .await
         .unwrap();
     assert_eq!(not_json.status(), 400);
-    let big = app
-        .http
+    // Its own client: the server answers before reading the whole body and
+    // closes the connection, which a pooled client might try to reuse.
+    let big = reqwest::Client::new()
         .post(format!("{}/ngsi-ld/v1/entities", app.base))
         .bearer_auth(&app.writer_a)
         .header("content-type", "application/json")

@@ -13,6 +13,7 @@ use socle_ngsi::context::{is_core_url, CORE_CONTEXT, CORE_CONTEXT_URL};
 use socle_ngsi::{Context, NgsiError};
 
 pub mod batch;
+pub mod contexts;
 pub mod discovery;
 pub mod entities;
 pub mod temporal;
