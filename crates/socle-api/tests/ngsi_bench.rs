@@ -27,12 +27,12 @@ fn percentile(sorted: &[StdDuration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn latencies(http: &reqwest::Client, url: &str, n: usize) -> (f64, f64, usize) {
+async fn latencies(http: &reqwest::Client, secret: &str, url: &str, n: usize) -> (f64, f64, usize) {
     let mut times = Vec::new();
     let mut size = 0;
     for _ in 0..n {
         let t = Instant::now();
-        let res = http.get(url).send().await.unwrap();
+        let res = http.get(url).bearer_auth(secret).send().await.unwrap();
         assert!(res.status().is_success(), "{url}: {}", res.status());
         size = res.bytes().await.unwrap().len();
         times.push(t.elapsed());
@@ -140,13 +140,15 @@ async fn bench(t: TestStore) {
     let seeded = t0.elapsed().as_secs_f64();
     let q = latencies(
         &http,
+        &secret,
         &format!("{base}/entities?type=Streetlight&q=powerState==%22off%22;illuminanceLevel%3E0.5&limit=20&count=true"),
         20,
     )
     .await;
     let only_type =
-        latencies(&http, &format!("{base}/entities?type=Streetlight&limit=20&count=true&offset=50000"), 20).await;
-    let geo = latencies(&http, &format!("{base}/entities?type=Streetlight&georel=near;maxDistance==200&geometry=Point&coordinates=%5B0.45,46.42%5D&q=powerState==on&limit=20"), 20).await;
+        latencies(&http, &secret, &format!("{base}/entities?type=Streetlight&limit=20&count=true&offset=50000"), 20)
+            .await;
+    let geo = latencies(&http, &secret, &format!("{base}/entities?type=Streetlight&georel=near;maxDistance==200&geometry=Point&coordinates=%5B0.45,46.42%5D&q=powerState==on&limit=20"), 20).await;
 
     // One year of 15-minute data for one entity.
     let meter = EntityId::parse("urn:ngsi-ld:WasteContainer:w-0").unwrap();
@@ -166,14 +168,16 @@ async fn bench(t: TestStore) {
     let year = "timerel=between&timeAt=2025-01-01T00:00:00Z&endTimeAt=2026-01-01T00:00:00Z&attrs=weight";
     let rollups = latencies(
         &http,
+        &secret,
         &format!(
             "{base}/temporal/entities/{meter}?{year}&aggrMethods=sum,avg,min,max,totalCount&aggrPeriodDuration=P1D"
         ),
         10,
     )
     .await;
-    let raw = latencies(&http, &format!("{base}/temporal/entities/{meter}?{year}&aggrMethods=sum,avg,stddev,sumsq,distinctCount&aggrPeriodDuration=P1D"), 10).await;
-    let whole = latencies(&http, &format!("{base}/temporal/entities/{meter}?{year}&aggrMethods=avg,max"), 10).await;
+    let raw = latencies(&http, &secret, &format!("{base}/temporal/entities/{meter}?{year}&aggrMethods=sum,avg,stddev,sumsq,distinctCount&aggrPeriodDuration=P1D"), 10).await;
+    let whole =
+        latencies(&http, &secret, &format!("{base}/temporal/entities/{meter}?{year}&aggrMethods=avg,max"), 10).await;
 
     println!("\n## NGSI-LD benchmark — {}\n", t.backend());
     println!("| measure | figure |\n|---|---|");
