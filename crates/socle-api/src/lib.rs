@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, patch, post, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -62,15 +62,23 @@ pub struct RouteSpec {
     pub access: Access,
     /// A server-rendered page (HTML), not part of the API and its OpenAPI document.
     pub web_page: bool,
+    /// An NGSI-LD route: its contract is ETSI GS CIM 009's own OpenAPI, not Socle's document.
+    pub ngsi_ld: bool,
     handler: MethodRouter<AppState>,
 }
 
 fn spec(path: &'static str, methods: &'static [Method], access: Access, handler: MethodRouter<AppState>) -> RouteSpec {
-    RouteSpec { path, methods, access, web_page: false, handler }
+    RouteSpec { path, methods, access, web_page: false, ngsi_ld: false, handler }
+}
+
+/// NGSI-LD routes are open at the gate: `policy::ngsi` decides per tenant,
+/// entity and operation (hidden answers like absent, in the NGSI-LD shape).
+fn ngsi(path: &'static str, methods: &'static [Method], handler: MethodRouter<AppState>) -> RouteSpec {
+    RouteSpec { path, methods, access: Access::Open, web_page: false, ngsi_ld: true, handler }
 }
 
 fn page(path: &'static str, methods: &'static [Method], access: Access, handler: MethodRouter<AppState>) -> RouteSpec {
-    RouteSpec { path, methods, access, web_page: true, handler }
+    RouteSpec { path, methods, access, web_page: true, ngsi_ld: false, handler }
 }
 
 pub fn route_table() -> Vec<RouteSpec> {
@@ -164,6 +172,44 @@ pub fn route_table() -> Vec<RouteSpec> {
             axum::routing::delete(notifications::delete_push),
         ),
         spec("/api/v1/push/vapid-public-key", GET, Access::Open, get(notifications::vapid_public_key)),
+        // NGSI-LD (ETSI GS CIM 009) over the same entities and history.
+        ngsi("/ngsi-ld/v1/entities", GET_POST, get(ngsi::entities::query).post(ngsi::entities::create)),
+        ngsi(
+            "/ngsi-ld/v1/entities/{id}",
+            &[Method::GET, Method::DELETE, Method::PATCH, Method::PUT],
+            get(ngsi::entities::retrieve)
+                .delete(ngsi::entities::delete)
+                .patch(ngsi::entities::merge)
+                .put(ngsi::entities::replace),
+        ),
+        ngsi(
+            "/ngsi-ld/v1/entities/{id}/attrs",
+            &[Method::POST, Method::PATCH],
+            post(ngsi::entities::append).patch(ngsi::entities::update),
+        ),
+        ngsi(
+            "/ngsi-ld/v1/entities/{id}/attrs/{attr}",
+            &[Method::PATCH, Method::DELETE],
+            patch(ngsi::entities::update_attribute).delete(ngsi::entities::delete_attribute),
+        ),
+        ngsi("/ngsi-ld/v1/entityOperations/query", POST, post(ngsi::entities::query_post)),
+        ngsi("/ngsi-ld/v1/entityOperations/create", POST, post(ngsi::batch::create)),
+        ngsi("/ngsi-ld/v1/entityOperations/upsert", POST, post(ngsi::batch::upsert)),
+        ngsi("/ngsi-ld/v1/entityOperations/update", POST, post(ngsi::batch::update)),
+        ngsi("/ngsi-ld/v1/entityOperations/merge", POST, post(ngsi::batch::merge)),
+        ngsi("/ngsi-ld/v1/entityOperations/delete", POST, post(ngsi::batch::delete)),
+        ngsi("/ngsi-ld/v1/jsonldContexts", GET_POST, get(ngsi::contexts::list).post(ngsi::contexts::not_supported)),
+        ngsi(
+            "/ngsi-ld/v1/jsonldContexts/{id}",
+            &[Method::GET, Method::DELETE],
+            get(ngsi::contexts::serve).delete(ngsi::contexts::not_supported),
+        ),
+        ngsi("/ngsi-ld/v1/types", GET, get(ngsi::discovery::types)),
+        ngsi("/ngsi-ld/v1/types/{type}", GET, get(ngsi::discovery::type_info)),
+        ngsi("/ngsi-ld/v1/attributes", GET, get(ngsi::discovery::attributes)),
+        ngsi("/ngsi-ld/v1/attributes/{attr}", GET, get(ngsi::discovery::attribute_info)),
+        ngsi("/ngsi-ld/v1/temporal/entities", GET, get(ngsi::temporal::query)),
+        ngsi("/ngsi-ld/v1/temporal/entities/{id}", GET, get(ngsi::temporal::retrieve)),
         // Web pages (French paths: the interface speaks French first).
         page("/", GET, Access::Open, get(web::home)),
         page("/connexion", GET_POST, Access::Open, get(web::login_page).post(web::login_submit)),

@@ -39,8 +39,10 @@ mod hypervisor;
 mod ingestion;
 pub use alerts::{AlertError, AlertQuery, AlertView, AlertWiring, MAX_SCANNED_ALERTS};
 pub use hypervisor::LiveFeed;
+mod ngsi;
 mod notifications;
 pub use ingestion::ManageError;
+pub use ngsi::NgsiScoped;
 
 /// What every handler can reach. The store is private: handlers go through
 /// [`AppState::scoped`] or the narrow operations below.

@@ -326,6 +326,22 @@ async fn reference_payloads_and_variants(t: TestStore) {
     let fill = app.attribute("a", "fillingLevel").await;
     assert_eq!((fill["value"].as_f64(), fill["observedAt"].as_str()), (Some(50.0), Some("2026-04-01T06:00:00Z")));
     assert!(app.dead_letters().await.is_empty(), "nothing was refused");
+
+    // The same measurements through NGSI-LD: current value with observedAt and unitCode, and history.
+    let ngsi = app.get(&format!("/ngsi-ld/v1/entities/{}?attrs=fillingLevel", container("a"))).await;
+    assert_eq!(
+        ngsi["fillingLevel"],
+        json!({"type": "Property", "value": 50.0, "unitCode": "P1", "observedAt": "2026-04-01T06:00:00Z"})
+    );
+    let history = app
+        .get(&format!(
+            "/ngsi-ld/v1/temporal/entities/{}?attrs=fillingLevel&timerel=between&timeAt=2026-02-28T00:00:00Z&endTimeAt=2026-04-02T00:00:00Z&options=temporalValues",
+            container("a")
+        ))
+        .await;
+    let values = history["fillingLevel"]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 25, "each frame once, and the generic push: {history}");
+    assert_eq!(values[24], json!([50.0, "2026-04-01T06:00:00Z"]));
 }
 
 async fn refusals_and_dead_letters(t: TestStore) {

@@ -99,6 +99,14 @@ pub trait Store: Accounts + Devices + Alerts + Notifications + Send + Sync + 'st
     /// Creates or replaces entities (their attributes included), in one transaction.
     /// The owning organisation must exist.
     async fn upsert_entities(&self, entities: &[Entity]) -> Result<()>;
+    /// Creates or replaces entities with exactly the attributes given (the
+    /// others are removed), in one transaction. An entity that exists under
+    /// another organisation is refused with [`StoreError::Conflict`] and
+    /// nothing is written.
+    async fn replace_entities(&self, entities: &[Entity]) -> Result<()>;
+    /// Deletes an entity with its attributes and history; `false` if absent.
+    /// Refused ([`StoreError::Conflict`]) while devices still measure it.
+    async fn delete_entity(&self, id: &EntityId) -> Result<bool>;
     async fn entity(&self, id: &EntityId) -> Result<Option<Entity>>;
     async fn query_entities(&self, filter: &EntityFilter) -> Result<Page<Entity>>;
 

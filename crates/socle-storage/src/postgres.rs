@@ -473,74 +473,45 @@ impl Store for PostgresStore {
     async fn upsert_entities(&self, entities: &[Entity]) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let now = ms(Utc::now());
-        let org_exists = tx.prepare("SELECT EXISTS (SELECT 1 FROM organisations WHERE id = $1)").await?;
-        let upsert = tx
-            .prepare(
-                "INSERT INTO entities (id, type, organisation_id, location, bbox, created_at, modified_at, visibility)
-                 VALUES ($1, $2, $3, $4,
-                         CASE WHEN $5::float8 IS NULL THEN NULL
-                              ELSE box(point($5::float8, $6::float8), point($7::float8, $8::float8)) END,
-                         $9, $9, $10)
-                 ON CONFLICT (id) DO UPDATE SET type = excluded.type, organisation_id = excluded.organisation_id,
-                     location = excluded.location, bbox = excluded.bbox, modified_at = excluded.modified_at,
-                     visibility = excluded.visibility
-                 RETURNING seq",
-            )
-            .await?;
-        let attr = tx
-            .prepare(
-                "INSERT INTO entity_attributes (entity_seq, name, kind, value, unit_code, observed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (entity_seq, name) DO UPDATE SET kind = excluded.kind, value = excluded.value,
-                     unit_code = excluded.unit_code, observed_at = excluded.observed_at",
-            )
-            .await?;
-        let mut known_orgs = std::collections::HashSet::new();
-        for e in entities {
-            if !known_orgs.contains(e.organisation.as_str()) {
-                let exists: bool = tx.query_one(&org_exists, &[&e.organisation.as_str()]).await?.get(0);
-                if !exists {
-                    return Err(StoreError::UnknownOrganisation(e.organisation.to_string()));
-                }
-                known_orgs.insert(e.organisation.as_str());
-            }
-            let b = e.location.as_ref().map(|g| g.bbox());
-            let seq: i64 = tx
-                .query_one(
-                    &upsert,
-                    &[
-                        &e.id.as_str(),
-                        &e.entity_type.as_str(),
-                        &e.organisation.as_str(),
-                        &e.location.as_ref().map(geometry_to_text),
-                        &b.map(|b| b.min_lon),
-                        &b.map(|b| b.min_lat),
-                        &b.map(|b| b.max_lon),
-                        &b.map(|b| b.max_lat),
-                        &now,
-                        &e.visibility.as_str(),
-                    ],
-                )
-                .await?
-                .get(0);
-            tx.execute("DELETE FROM entity_shares WHERE entity_seq = $1", &[&seq]).await?;
-            for org in &e.shared_with {
-                tx.execute(
-                    "INSERT INTO entity_shares (entity_seq, organisation_id) VALUES ($1, $2)",
-                    &[&seq, &org.as_str()],
-                )
-                .await?;
-            }
-            for (name, a) in &e.attributes {
-                let row = attribute_to_row(a);
-                tx.execute(&attr, &[&seq, &name.as_str(), &row.kind, &row.value, &row.unit_code, &row.observed_at])
-                    .await?;
-            }
-        }
+        upsert_entities_in(&tx, entities, false).await?;
         tx.commit().await?;
         lock(&self.series_cache).clear();
         Ok(())
+    }
+
+    async fn replace_entities(&self, entities: &[Entity]) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        upsert_entities_in(&tx, entities, true).await?;
+        tx.commit().await?;
+        lock(&self.series_cache).clear();
+        Ok(())
+    }
+
+    async fn delete_entity(&self, id: &EntityId) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx.query_opt("SELECT seq FROM entities WHERE id = $1 FOR UPDATE", &[&id.as_str()]).await?
+        else {
+            return Ok(false);
+        };
+        let seq: i64 = row.get(0);
+        let devices: i64 =
+            tx.query_one("SELECT count(*) FROM devices WHERE entity_id = $1", &[&id.as_str()]).await?.get(0);
+        if devices > 0 {
+            return Err(StoreError::Conflict(format!("devices measuring {id}")));
+        }
+        for table in ["observations", "observations_text", "rollups_hour", "rollups_day"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE series_id IN (SELECT id FROM series WHERE entity_seq = $1)"),
+                &[&seq],
+            )
+            .await?;
+        }
+        tx.execute("DELETE FROM entities WHERE seq = $1", &[&seq]).await?;
+        tx.commit().await?;
+        lock(&self.series_cache).clear();
+        Ok(true)
     }
 
     async fn entity(&self, id: &EntityId) -> Result<Option<Entity>> {
@@ -781,4 +752,89 @@ impl Store for PostgresStore {
             .await?;
         Ok(())
     }
+}
+
+/// Writes entities in `tx`. With `replace`, attributes absent from an
+/// entity are removed and an entity of another organisation is refused
+/// (NGSI-LD writes must never move an entity between tenants).
+async fn upsert_entities_in(tx: &tokio_postgres::Transaction<'_>, entities: &[Entity], replace: bool) -> Result<()> {
+    if replace {
+        for e in entities {
+            let found = tx
+                .query_opt("SELECT seq, organisation_id FROM entities WHERE id = $1 FOR UPDATE", &[&e.id.as_str()])
+                .await?;
+            if let Some(row) = found {
+                let (seq, org): (i64, String) = (row.get(0), row.get(1));
+                if org != e.organisation.as_str() {
+                    return Err(StoreError::Conflict(e.id.to_string()));
+                }
+                tx.execute("DELETE FROM entity_attributes WHERE entity_seq = $1", &[&seq]).await?;
+            }
+        }
+    }
+    let now = ms(Utc::now());
+    let org_exists = tx.prepare("SELECT EXISTS (SELECT 1 FROM organisations WHERE id = $1)").await?;
+    let upsert = tx
+        .prepare(
+            "INSERT INTO entities (id, type, organisation_id, location, bbox, created_at, modified_at, visibility)
+             VALUES ($1, $2, $3, $4,
+                     CASE WHEN $5::float8 IS NULL THEN NULL
+                          ELSE box(point($5::float8, $6::float8), point($7::float8, $8::float8)) END,
+                     $9, $9, $10)
+             ON CONFLICT (id) DO UPDATE SET type = excluded.type, organisation_id = excluded.organisation_id,
+                 location = excluded.location, bbox = excluded.bbox, modified_at = excluded.modified_at,
+                 visibility = excluded.visibility
+             RETURNING seq",
+        )
+        .await?;
+    let attr = tx
+        .prepare(
+            "INSERT INTO entity_attributes (entity_seq, name, kind, value, unit_code, observed_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (entity_seq, name) DO UPDATE SET kind = excluded.kind, value = excluded.value,
+                 unit_code = excluded.unit_code, observed_at = excluded.observed_at",
+        )
+        .await?;
+    let mut known_orgs = std::collections::HashSet::new();
+    for e in entities {
+        if !known_orgs.contains(e.organisation.as_str()) {
+            let exists: bool = tx.query_one(&org_exists, &[&e.organisation.as_str()]).await?.get(0);
+            if !exists {
+                return Err(StoreError::UnknownOrganisation(e.organisation.to_string()));
+            }
+            known_orgs.insert(e.organisation.as_str());
+        }
+        let b = e.location.as_ref().map(|g| g.bbox());
+        let seq: i64 = tx
+            .query_one(
+                &upsert,
+                &[
+                    &e.id.as_str(),
+                    &e.entity_type.as_str(),
+                    &e.organisation.as_str(),
+                    &e.location.as_ref().map(geometry_to_text),
+                    &b.map(|b| b.min_lon),
+                    &b.map(|b| b.min_lat),
+                    &b.map(|b| b.max_lon),
+                    &b.map(|b| b.max_lat),
+                    &now,
+                    &e.visibility.as_str(),
+                ],
+            )
+            .await?
+            .get(0);
+        tx.execute("DELETE FROM entity_shares WHERE entity_seq = $1", &[&seq]).await?;
+        for org in &e.shared_with {
+            tx.execute(
+                "INSERT INTO entity_shares (entity_seq, organisation_id) VALUES ($1, $2)",
+                &[&seq, &org.as_str()],
+            )
+            .await?;
+        }
+        for (name, a) in &e.attributes {
+            let row = attribute_to_row(a);
+            tx.execute(&attr, &[&seq, &name.as_str(), &row.kind, &row.value, &row.unit_code, &row.observed_at]).await?;
+        }
+    }
+    Ok(())
 }

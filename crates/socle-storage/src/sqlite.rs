@@ -461,68 +461,55 @@ impl Store for SqliteStore {
         let cache = self.series_cache.clone();
         self.write(move |c| {
             let tx = c.transaction()?;
-            let now = ms(Utc::now());
-            {
-                let mut org_exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM organisations WHERE id = ?1)")?;
-                let mut upsert = tx.prepare_cached(
-                    "INSERT INTO entities (id, type, organisation_id, location, created_at, modified_at, visibility)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
-                     ON CONFLICT (id) DO UPDATE SET type = excluded.type, organisation_id = excluded.organisation_id,
-                         location = excluded.location, modified_at = excluded.modified_at,
-                         visibility = excluded.visibility
-                     RETURNING seq",
-                )?;
-                let mut bbox_set = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO entities_bbox (seq, min_lon, max_lon, min_lat, max_lat) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                let mut bbox_del = tx.prepare_cached("DELETE FROM entities_bbox WHERE seq = ?1")?;
-                let mut shares_del = tx.prepare_cached("DELETE FROM entity_shares WHERE entity_seq = ?1")?;
-                let mut shares_add =
-                    tx.prepare_cached("INSERT INTO entity_shares (entity_seq, organisation_id) VALUES (?1, ?2)")?;
-                let mut attr = tx.prepare_cached(
-                    "INSERT INTO entity_attributes (entity_seq, name, kind, value, unit_code, observed_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (entity_seq, name) DO UPDATE SET kind = excluded.kind, value = excluded.value,
-                         unit_code = excluded.unit_code, observed_at = excluded.observed_at",
-                )?;
-                for e in &entities {
-                    if !org_exists.query_row([e.organisation.as_str()], |r| r.get::<_, bool>(0))? {
-                        return Err(StoreError::UnknownOrganisation(e.organisation.to_string()));
-                    }
-                    let seq: i64 = upsert.query_row(
-                        params![
-                            e.id.as_str(),
-                            e.entity_type.as_str(),
-                            e.organisation.as_str(),
-                            e.location.as_ref().map(geometry_to_text),
-                            now,
-                            e.visibility.as_str()
-                        ],
-                        |r| r.get(0),
-                    )?;
-                    match &e.location {
-                        Some(g) => {
-                            let b = g.bbox();
-                            bbox_set.execute(params![seq, b.min_lon, b.max_lon, b.min_lat, b.max_lat])?;
-                        }
-                        None => {
-                            bbox_del.execute([seq])?;
-                        }
-                    }
-                    shares_del.execute([seq])?;
-                    for org in &e.shared_with {
-                        shares_add.execute(params![seq, org.as_str()])?;
-                    }
-                    for (name, a) in &e.attributes {
-                        let row = attribute_to_row(a);
-                        attr.execute(params![seq, name.as_str(), row.kind, row.value, row.unit_code, row.observed_at])?;
-                    }
-                }
-            }
+            upsert_entities_in(&tx, &entities, false)?;
             tx.commit()?;
             // The owner (and so the time zone) of a cached series may have changed.
             lock(&cache).clear();
             Ok(())
+        })
+        .await
+    }
+
+    async fn replace_entities(&self, entities: &[Entity]) -> Result<()> {
+        let entities = entities.to_vec();
+        let cache = self.series_cache.clone();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            upsert_entities_in(&tx, &entities, true)?;
+            tx.commit()?;
+            lock(&cache).clear();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_entity(&self, id: &EntityId) -> Result<bool> {
+        let id = id.clone();
+        let cache = self.series_cache.clone();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let Some(seq) = tx
+                .query_row("SELECT seq FROM entities WHERE id = ?1", [id.as_str()], |r| r.get::<_, i64>(0))
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            let devices: i64 =
+                tx.query_row("SELECT count(*) FROM devices WHERE entity_id = ?1", [id.as_str()], |r| r.get(0))?;
+            if devices > 0 {
+                return Err(StoreError::Conflict(format!("devices measuring {id}")));
+            }
+            for table in ["observations", "observations_text", "rollups_hour", "rollups_day"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE series_id IN (SELECT id FROM series WHERE entity_seq = ?1)"),
+                    [seq],
+                )?;
+            }
+            tx.execute("DELETE FROM entities_bbox WHERE seq = ?1", [seq])?;
+            tx.execute("DELETE FROM entities WHERE seq = ?1", [seq])?;
+            tx.commit()?;
+            lock(&cache).clear();
+            Ok(true)
         })
         .await
     }
@@ -759,4 +746,83 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// Writes entities in `tx`. With `replace`, attributes absent from an
+/// entity are removed and an entity of another organisation is refused
+/// (NGSI-LD writes must never move an entity between tenants).
+fn upsert_entities_in(tx: &Transaction<'_>, entities: &[Entity], replace: bool) -> Result<()> {
+    let now = ms(Utc::now());
+    if replace {
+        let mut owner = tx.prepare_cached("SELECT seq, organisation_id FROM entities WHERE id = ?1")?;
+        let mut clear = tx.prepare_cached("DELETE FROM entity_attributes WHERE entity_seq = ?1")?;
+        for e in entities {
+            let found =
+                owner.query_row([e.id.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).optional()?;
+            if let Some((seq, org)) = found {
+                if org != e.organisation.as_str() {
+                    return Err(StoreError::Conflict(e.id.to_string()));
+                }
+                clear.execute([seq])?;
+            }
+        }
+    }
+    {
+        let mut org_exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM organisations WHERE id = ?1)")?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO entities (id, type, organisation_id, location, created_at, modified_at, visibility)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET type = excluded.type, organisation_id = excluded.organisation_id,
+                 location = excluded.location, modified_at = excluded.modified_at,
+                 visibility = excluded.visibility
+             RETURNING seq",
+        )?;
+        let mut bbox_set = tx.prepare_cached(
+            "INSERT OR REPLACE INTO entities_bbox (seq, min_lon, max_lon, min_lat, max_lat) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut bbox_del = tx.prepare_cached("DELETE FROM entities_bbox WHERE seq = ?1")?;
+        let mut shares_del = tx.prepare_cached("DELETE FROM entity_shares WHERE entity_seq = ?1")?;
+        let mut shares_add =
+            tx.prepare_cached("INSERT INTO entity_shares (entity_seq, organisation_id) VALUES (?1, ?2)")?;
+        let mut attr = tx.prepare_cached(
+            "INSERT INTO entity_attributes (entity_seq, name, kind, value, unit_code, observed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (entity_seq, name) DO UPDATE SET kind = excluded.kind, value = excluded.value,
+                 unit_code = excluded.unit_code, observed_at = excluded.observed_at",
+        )?;
+        for e in entities {
+            if !org_exists.query_row([e.organisation.as_str()], |r| r.get::<_, bool>(0))? {
+                return Err(StoreError::UnknownOrganisation(e.organisation.to_string()));
+            }
+            let seq: i64 = upsert.query_row(
+                params![
+                    e.id.as_str(),
+                    e.entity_type.as_str(),
+                    e.organisation.as_str(),
+                    e.location.as_ref().map(geometry_to_text),
+                    now,
+                    e.visibility.as_str()
+                ],
+                |r| r.get(0),
+            )?;
+            match &e.location {
+                Some(g) => {
+                    let b = g.bbox();
+                    bbox_set.execute(params![seq, b.min_lon, b.max_lon, b.min_lat, b.max_lat])?;
+                }
+                None => {
+                    bbox_del.execute([seq])?;
+                }
+            }
+            shares_del.execute([seq])?;
+            for org in &e.shared_with {
+                shares_add.execute(params![seq, org.as_str()])?;
+            }
+            for (name, a) in &e.attributes {
+                let row = attribute_to_row(a);
+                attr.execute(params![seq, name.as_str(), row.kind, row.value, row.unit_code, row.observed_at])?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -1348,6 +1348,7 @@ suite!(
     migrations_are_idempotent_and_refuse_newer_schemas,
     organisations_roundtrip,
     entities_roundtrip_and_merge,
+    entities_are_replaced_and_deleted,
     entity_queries_filter_and_page,
     observations_are_stored_once_and_rolled_up,
     text_series_keep_history,
@@ -1370,3 +1371,44 @@ suite!(
     alerts_are_opened_once_and_replays_change_nothing,
     observations_can_be_scanned_by_time,
 );
+
+async fn entities_are_replaced_and_deleted(t: &TestStore) {
+    let s = &t.store;
+    let (a, b) = territory(s).await;
+    s.write_observations(&[obs(&a, "consumption", at("2026-01-05T10:00:00Z"), 2.0)]).await.unwrap();
+    // Replacing keeps exactly the attributes given.
+    let mut a2 = a.clone().with("status", Attribute::property("ok")).unwrap();
+    a2.attributes.remove(&AttributeName::parse("name").unwrap());
+    s.replace_entities(&[a2.clone()]).await.unwrap();
+    let got = s.entity(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.attributes.keys().map(|k| k.as_str()).collect::<Vec<_>>(), vec!["status"]);
+    // An entity of another organisation is never taken over, and the batch writes nothing.
+    let mut stolen = b.clone();
+    stolen.organisation = OrganisationId::parse("commune-a").unwrap();
+    let fresh = meter("commune-a", "a-2", 0.3, 46.5);
+    let err = s.replace_entities(&[fresh.clone(), stolen]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(s.entity(&fresh.id).await.unwrap().is_none());
+    assert_eq!(s.entity(&b.id).await.unwrap().unwrap().organisation.as_str(), "commune-b");
+    // Deleting takes the history along; a second delete finds nothing.
+    assert!(s.delete_entity(&a.id).await.unwrap());
+    assert!(s.entity(&a.id).await.unwrap().is_none());
+    assert!(!s.delete_entity(&a.id).await.unwrap());
+    let page = s
+        .query_entities(&EntityFilter {
+            audience: Audience::Members(socle_domain::Reach {
+                full: vec![OrganisationId::parse("commune-a").unwrap()],
+                internal: vec![],
+                partner: vec![],
+            }),
+            bbox: Some(BBox::new(0.0, 46.0, 1.0, 47.0).unwrap()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+    // Recreated under the same id, it starts without the old history.
+    s.upsert_entities(std::slice::from_ref(&a)).await.unwrap();
+    assert!(s.list_series(&a.id).await.unwrap().is_empty());
+}

@@ -6,6 +6,7 @@ pub mod health;
 pub mod ingest;
 pub mod live;
 pub mod map;
+pub mod ngsi;
 pub mod notifications;
 pub mod organisations;
 pub mod series;
