@@ -71,6 +71,38 @@ struct MapPage {
     tiles: String,
     attribution: String,
     max_zoom: u8,
+    /// `west,south,east,north` of what the map shows, so the map opens
+    /// there at once instead of moving (and drawing twice) once its data came.
+    bounds: String,
+}
+
+/// The box around the communes' outlines, else around the entities.
+fn map_bounds(entities: &[Entity]) -> String {
+    let mut areas = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    let mut points = areas;
+    let grow = |b: &mut [f64; 4], p: &[f64; 2]| {
+        if p[0].is_finite() && p[1].is_finite() {
+            *b = [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])];
+        }
+    };
+    for e in entities {
+        match &e.location {
+            Some(Geometry::Point(p)) if Layer::of_type(e.entity_type.as_str()).is_some() => grow(&mut points, p),
+            Some(Geometry::Polygon(rings)) if e.entity_type.as_str() == layers::AREA_TYPE => {
+                rings.iter().flatten().for_each(|p| grow(&mut areas, p))
+            }
+            Some(Geometry::MultiPolygon(polys)) if e.entity_type.as_str() == layers::AREA_TYPE => {
+                polys.iter().flatten().flatten().for_each(|p| grow(&mut areas, p))
+            }
+            _ => {}
+        }
+    }
+    let b = if areas[0].is_finite() { areas } else { points };
+    if b[0].is_finite() {
+        format!("{:.6},{:.6},{:.6},{:.6}", b[0], b[1], b[2], b[3])
+    } else {
+        String::new()
+    }
 }
 
 fn current_value(e: &Entity, lang: &str) -> (String, String) {
@@ -173,6 +205,7 @@ pub async fn map_page(
         tiles: settings.tiles_url.clone(),
         attribution: settings.attribution.clone(),
         max_zoom: settings.max_zoom,
+        bounds: map_bounds(&entities),
         c,
     };
     html(StatusCode::OK, t.lang, &page, cookie.into_iter().collect())
