@@ -395,7 +395,7 @@ fn map_time_to_interactive_with_ten_thousand_entities() {
                      const data = r('/api/v1/map');
                      return { ready: t('socle-map-ready'), html: Math.round(nav.responseEnd),
                               html_bytes: nav.transferSize, dom: Math.round(nav.domContentLoadedEventEnd),
-                              map_load: t('socle-map-load'),
+                              map_load: t('socle-map-load'), data: t('socle-map-data'),
                               data_end: data ? Math.round(data.responseEnd) : -1,
                               data_bytes: data ? data.transferSize : -1,
                               data_decoded: data ? data.decodedBodySize : -1 }")

@@ -20,6 +20,7 @@ use socle_domain::{
 
 use super::dashboards::{self, Dashboard, Kpi, Period as DashboardPeriod, Tr};
 use super::layers::{self, Layer};
+use super::words::attribute_label;
 use super::{assets, chrome, html, internal, message, urlencode, Chrome};
 use crate::routes::map::{address, all_entities};
 use crate::{AppState, Caller};
@@ -411,7 +412,7 @@ pub async fn entity_page(
                 let unit = unit_code.as_ref().map(|u| u.as_str().to_owned()).or_else(|| unit_of(name));
                 values.push(ValueRow {
                     attribute: name.to_string(),
-                    label: name.to_string(),
+                    label: attribute_label(name.as_str(), t.lang).unwrap_or(name.as_str()).to_owned(),
                     value: layers::format_value(value, unit.as_deref(), t.lang),
                     observed: observed_at.map(|o| date_time(o, t.lang)).unwrap_or_default(),
                     observed_iso: observed_at.map(|o| o.to_rfc3339()).unwrap_or_default(),
@@ -420,7 +421,11 @@ pub async fn entity_page(
             }
             Attribute::Relationship { object, .. } => related.push(Related {
                 href: format!("/entites/{}", urlencode(object.as_str())),
-                label: format!("{} ({})", object.as_str(), name.as_str()),
+                label: format!(
+                    "{} ({})",
+                    object.as_str(),
+                    attribute_label(name.as_str(), t.lang).unwrap_or(name.as_str())
+                ),
             }),
             _ => {}
         }
@@ -465,7 +470,7 @@ pub async fn entity_page(
                     .iter()
                     .map(|x| Choice {
                         value: x.attribute.to_string(),
-                        label: x.attribute.to_string(),
+                        label: attribute_label(x.attribute.as_str(), t.lang).unwrap_or(x.attribute.as_str()).to_owned(),
                         selected: x.attribute == s.attribute,
                     })
                     .collect(),
@@ -478,7 +483,7 @@ pub async fn entity_page(
                     })
                     .collect(),
                 attribute: s.attribute.to_string(),
-                label: s.attribute.to_string(),
+                label: attribute_label(s.attribute.as_str(), t.lang).unwrap_or(s.attribute.as_str()).to_owned(),
                 unit: unit.clone().unwrap_or_default(),
                 step: step_str(p.step),
                 from: p.from.to_rfc3339(),
@@ -792,9 +797,10 @@ pub async fn elected_page(State(state): State<AppState>, caller: Caller, headers
 fn period_text(p: &DashboardPeriod, tr: Tr) -> String {
     let f = p.from.with_timezone(&p.tz).format(if tr.fr { "%d/%m/%Y" } else { "%Y-%m-%d" });
     let t = p.to.with_timezone(&p.tz).format(if tr.fr { "%d/%m/%Y" } else { "%Y-%m-%d" });
+    // Each figure says what it is compared with: last year when stored, else the previous days.
     if tr.fr {
-        format!("{} derniers jours, du {f} au {t}, comparés aux {} jours précédents", p.days, p.days)
+        format!("{} derniers jours, du {f} au {t}", p.days)
     } else {
-        format!("last {} days, {f} to {t}, compared with the previous {} days", p.days, p.days)
+        format!("last {} days, {f} to {t}", p.days)
     }
 }

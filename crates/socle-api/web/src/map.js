@@ -112,6 +112,7 @@ export function initMap(el) {
   map.on("load", async () => {
     performance.mark("socle-map-load");
     const fc = await data;
+    performance.mark("socle-map-data");
     if (!fc) return;
     const areas = fc.features.filter((f) => f.geometry && f.geometry.type !== "Point");
     all = fc.features.filter((f) => f.geometry && f.geometry.type === "Point");
