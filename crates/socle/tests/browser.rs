@@ -253,7 +253,16 @@ fn the_hypervisor_in_chromium() {
                         b.visit(&format!("/tableaux/{d}"), &format!("{role}-02-tableau-{d}")).await;
                     }
                 }
-                "elu" => b.visit("/elu", &format!("{role}-02-elu")).await,
+                "elu" => {
+                    b.visit("/elu", &format!("{role}-02-elu")).await;
+                    // The renovated school, against last winter's days brought to this year's weather.
+                    let text = b.js("return document.querySelector('main').innerText").await;
+                    let text = text.as_str().unwrap_or_default();
+                    assert!(
+                        text.lines().any(|l| l.contains("Jules Ferry") && l.contains("l'an dernier, corrigée du climat")),
+                        "the élu view compares with last year, weather-corrected: {text}"
+                    );
+                }
                 "prestataire" => b.visit("/tableaux/eclairage", &format!("{role}-02-tableau-eclairage")).await,
                 _ => b.visit("/tableaux/batiments", &format!("{role}-02-tableau-batiments")).await,
             }
@@ -274,6 +283,10 @@ fn the_hypervisor_in_chromium() {
         let gauge = list["items"][0]["id"].as_str().expect("a river gauge").to_owned();
         let page = format!("/entites/{}", gauge.replace(':', "%3A"));
         b.visit(&page, "agent-04-entite").await;
+        let label = b.js("return document.querySelector('#valeurs + * th[scope=row], table th[scope=row]').innerText").await;
+        assert!(!label.as_str().unwrap_or_default().is_empty(), "values have a label");
+        let text = b.js("return document.querySelector('main').innerText").await;
+        assert!(text.as_str().unwrap_or_default().contains("Hauteur d'eau (m)"), "attributes are labelled in French");
         b.client.find(Locator::LinkText("30 jours")).await.unwrap().click().await.unwrap();
         b.until("the 30-day period", Duration::from_secs(30), "return location.search.includes('periode=30j')").await;
         b.settle("agent-05-entite-30-jours").await;
