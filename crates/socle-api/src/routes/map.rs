@@ -26,7 +26,8 @@ pub(crate) async fn all_entities(
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
-        let page = scoped.query_entities(EntityFilter { limit: 1000, offset, ..filter.clone() }).await?;
+        // Large pages: each one counts the matches again and skips the rows before it.
+        let page = scoped.query_entities(EntityFilter { limit: 5000, offset, ..filter.clone() }).await?;
         let n = page.items.len() as u64;
         out.extend(page.items);
         offset += n;
