@@ -81,6 +81,9 @@ export function initMap(el) {
 
   let all = [];
   const byId = new Map();
+  // Search text beside the features, not in them: whatever is in a feature
+  // is copied to MapLibre's worker on every setData.
+  const words = new Map();
   const visibleLayers = () =>
     new Set([...document.querySelectorAll("input[name=couche]")].filter((c) => c.checked).map((c) => c.value));
   const search = document.getElementById("recherche");
@@ -89,7 +92,7 @@ export function initMap(el) {
     const wanted = visibleLayers();
     const q = (search?.value || "").trim().toLowerCase();
     const features = all.filter(
-      (f) => (wanted.size === 0 || wanted.has(f.properties.layer)) && (!q || f.properties.search.includes(q)),
+      (f) => (wanted.size === 0 || wanted.has(f.properties.layer)) && (!q || words.get(f)?.includes(q)),
     );
     map.getSource("entites")?.setData({ type: "FeatureCollection", features });
     return features;
@@ -117,7 +120,7 @@ export function initMap(el) {
     const areas = fc.features.filter((f) => f.geometry && f.geometry.type !== "Point");
     all = fc.features.filter((f) => f.geometry && f.geometry.type === "Point");
     for (const f of all) {
-      f.properties.search = `${f.properties.name || ""} ${f.properties.address || ""}`.toLowerCase();
+      words.set(f, `${f.properties.name || ""} ${f.properties.address || ""}`.toLowerCase());
       byId.set(f.properties.id, f);
     }
     map.getSource("communes").setData({ type: "FeatureCollection", features: areas });
