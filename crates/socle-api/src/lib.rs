@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -264,6 +265,10 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), route)
         }))
         .layer(middleware::from_fn_with_state(state.clone(), security::headers))
+        // gzip for whoever asks (browsers do): the map's GeoJSON and the
+        // script shrink about tenfold, which is what a phone on 4G feels.
+        // Live streams (SSE) and images are left alone by the default predicate.
+        .layer(CompressionLayer::new().gzip(true))
         .with_state(state)
 }
 

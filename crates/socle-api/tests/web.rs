@@ -507,3 +507,65 @@ async fn forgot(b: &mut Browser, email: &str) -> (StatusCode, String) {
     let page = b.post("/mot-de-passe-oublie", &[("csrf", &csrf), ("email", email)]).await;
     (page.status, page.body)
 }
+
+/// The map's data travels gzipped to whoever asks, carries an ETag, and a
+/// browser asking again with it gets a 304 without the body; its bounds are
+/// in the page, so the map opens where the entities are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_data_is_gzipped_and_revalidated_with_an_etag() {
+    use socle_domain::{Attribute, Entity, EntityId, EntityType, Geometry, Visibility};
+    let t = TestStore::sqlite().await;
+    seed(&t.store).await;
+    let ty = EntityType::parse("WasteContainer").unwrap();
+    let org = OrganisationId::parse("commune-a").unwrap();
+    let entities: Vec<Entity> = (0..300)
+        .map(|i| {
+            let mut e = Entity::new(EntityId::new(&ty, &format!("essai:{i}")).unwrap(), ty.clone(), org.clone());
+            e.visibility = Visibility::Public;
+            e.location = Some(Geometry::Point([0.5 + f64::from(i) * 1e-3 + 1e-9, 46.4]));
+            e.with("name", Attribute::property(format!("Conteneur {i}"))).unwrap()
+        })
+        .collect();
+    t.store.upsert_entities(&entities).await.unwrap();
+    let base = start(&t, WebSettings::default()).await;
+    let http = reqwest::Client::new();
+    let plain = http.get(format!("{base}/api/v1/map")).send().await.unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("content-encoding").is_none(), "no gzip unless asked");
+    let etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(plain.headers()["cache-control"], "private, no-cache");
+    let body = plain.text().await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["features"].as_array().unwrap().len(), 300);
+    // Six decimals: 0.5 + 1e-9 is 0.5.
+    assert_eq!(json["features"][0]["geometry"]["coordinates"][0], 0.5, "{}", json["features"][0]);
+
+    let zipped = http.get(format!("{base}/api/v1/map")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let zipped_len = zipped.bytes().await.unwrap().len();
+    assert!(zipped_len * 5 < body.len(), "{zipped_len} gzipped bytes for {} bytes", body.len());
+
+    let again = http.get(format!("{base}/api/v1/map")).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    assert!(again.bytes().await.unwrap().is_empty());
+    // Something changed: the old ETag no longer matches.
+    t.store
+        .upsert_entities(
+            &entities[..1]
+                .iter()
+                .cloned()
+                .map(|mut e| {
+                    e.location = Some(Geometry::Point([0.6, 46.5]));
+                    e
+                })
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    let changed = http.get(format!("{base}/api/v1/map")).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+
+    let page = http.get(format!("{base}/carte")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"data-bounds="0.501000,46.400000,0.799000,46.500000""#), "the map opens on its entities");
+}

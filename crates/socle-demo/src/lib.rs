@@ -1,8 +1,9 @@
 //! The demo territory of `socle demo`: the Syndicat mixte du Val de Lémance
 //! and its three communes (Saint-Aubin-sur-Lémance, about 30,000
 //! inhabitants; Montclar-en-Lémance, 5,000; Fontenelle-le-Haut, 800), plus
-//! their lighting contractor, with about 1,500 equipped entities and 90
-//! days of believable history.
+//! their lighting contractor, with about 1,500 equipped entities, 90
+//! days of believable history and, for the energy meters and the weather
+//! station, thirteen months of daily history (last year's comparison).
 //!
 //! Everything is a pure function of a fixed seed and of the anchor, the
 //! moment the demo was first created (kept in the store under
@@ -43,7 +44,7 @@ mod waste;
 mod water;
 mod weather;
 
-pub use backfill::{backfill, setup, BackfillReport, ANCHOR_KEY};
+pub use backfill::{backfill, backfill_last_year, setup, BackfillReport, ANCHOR_KEY, LAST_YEAR_DAYS};
 pub use devices::{application_id, uplinks, DemoDevice};
 pub use live::{run_live, LiveGenerator, LiveReport, ObservationSink};
 pub use rules::rules;

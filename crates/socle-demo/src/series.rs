@@ -1,10 +1,11 @@
 //! One simulated time series: which attribute of which entity, at what
 //! cadence, and the model that gives its value at any instant.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use socle_domain::{AttributeName, EntityId, EntityType, Observation, ObservedValue, UnitCode};
 
-use crate::{air, buildings, lighting, parking, river, waste, water};
+use crate::calendar::at_local;
+use crate::{air, buildings, lighting, parking, river, waste, water, weather};
 
 /// How often a series has a point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub(crate) enum Model {
     ParkingOccupancy(parking::Spot),
     Pollutant(air::Pollutant),
     RiverLevel(river::Gauge),
+    /// Outdoor air temperature (°C), shifted by this many degrees for altitude.
+    OutdoorTemperature(f64),
 }
 
 impl Model {
@@ -65,6 +68,7 @@ impl Model {
             Self::ParkingOccupancy(m) => Some(Value::Number(if m.occupied_at(t) { 1.0 } else { 0.0 })),
             Self::Pollutant(m) => Some(Value::Number(m.concentration(t))),
             Self::RiverLevel(m) => Some(Value::Number(m.level(t))),
+            Self::OutdoorTemperature(offset) => Some(Value::Number(weather::outdoor_temperature(t, *offset))),
             Self::PowerState(_) | Self::LampStatus(_) | Self::ParkingStatus(_) => None,
         }
     }
@@ -122,6 +126,40 @@ impl SeriesSpec {
     pub fn latest(&self, at: DateTime<Utc>) -> Option<Observation> {
         let lookback = self.cadence.period().unwrap_or(Duration::days(10));
         self.observations(at - lookback, at + Duration::nanoseconds(1)).pop()
+    }
+
+    /// Whether last year's history is written for this series, one point a
+    /// day: the energy meters and the outdoor temperature, which is what the
+    /// "same period last year, degree-day corrected" comparison reads.
+    pub fn has_daily_history(&self) -> bool {
+        matches!(self.model, Model::Consumption(_) | Model::OutdoorTemperature(_))
+    }
+
+    /// One point per local day of `[from, to)`, at local noon: the day's
+    /// total for a meter, the day's mean for a temperature, both from the
+    /// same hourly samples as the recent history. Empty for other series.
+    pub fn daily_observations(&self, from: NaiveDate, to: NaiveDate) -> Vec<Observation> {
+        let Some(period) = self.cadence.period().filter(|_| self.has_daily_history()) else { return Vec::new() };
+        from.iter_days()
+            .take_while(|d| *d < to)
+            .filter_map(|d| {
+                let samples: Vec<f64> = grid(at_local(d, 0.0), at_local(d, 24.0), period, self.offset)
+                    .filter_map(|t| match self.model.sample(t) {
+                        Some(Value::Number(n)) => Some(n),
+                        _ => None,
+                    })
+                    .collect();
+                if samples.is_empty() {
+                    return None;
+                }
+                let sum: f64 = samples.iter().sum();
+                let value = match self.model {
+                    Model::OutdoorTemperature(_) => sum / samples.len() as f64,
+                    _ => sum,
+                };
+                self.observation(at_local(d, 12.0), Value::Number(value))
+            })
+            .collect()
     }
 
     /// Whether this series is an energy meter's, which the backfill writes first.

@@ -12,7 +12,7 @@ use crate::communes::{Commune, COMMUNES};
 use crate::noise::{hash, seed_of};
 use crate::scenario::Scenario;
 use crate::series::{Cadence, Model, SeriesSpec};
-use crate::{air, buildings, lighting, outlines, parking, river, waste, water};
+use crate::{air, buildings, lighting, outlines, parking, river, waste, water, weather};
 
 /// Every layout choice derives from this seed; changing it gives another,
 /// equally plausible, territory.
@@ -46,6 +46,7 @@ impl Territory {
             parking::generate(&mut b, c);
             air::generate(&mut b, c);
             river::generate(&mut b, c);
+            weather::generate(&mut b, c);
         }
         let Builder { entities, series, .. } = b;
         Territory { organisations: organisations(), entities, series, scenario }
@@ -180,14 +181,17 @@ pub(crate) fn quantity(value: f64, unit: &str) -> Attribute {
 }
 
 /// Who sees what in the demo, as a commune would choose: what citizens use
-/// (air, parking, containers, river levels) and the commune outlines are open data; buildings and
+/// (air, weather, parking, containers, river levels) and the commune outlines are open data; buildings and
 /// their meters are shared within the syndicate; the lighting network is
 /// shared with the maintenance contractor; the water network stays private.
 fn audience_of(entity_type: &str) -> (Visibility, Vec<OrganisationId>) {
     match entity_type {
-        "AirQualityObserved" | "ParkingSpot" | "WasteContainer" | "FloodMonitoring" | outlines::AREA_TYPE => {
-            (Visibility::Public, vec![])
-        }
+        "AirQualityObserved"
+        | "WeatherObserved"
+        | "ParkingSpot"
+        | "WasteContainer"
+        | "FloodMonitoring"
+        | outlines::AREA_TYPE => (Visibility::Public, vec![]),
         "Building" | "SmartMeteringObservation" => (Visibility::Internal, vec![]),
         "Streetlight" | "StreetlightControlCabinet" => {
             (Visibility::Partners, vec![OrganisationId::parse(PARTNER_ID).expect("constant organisation id")])

@@ -178,13 +178,14 @@ fn ninety_days_stay_under_two_million_points_and_in_range() {
     for s in &t.series {
         let obs = s.observations(from, to);
         assert!(obs.windows(2).all(|w| w[0].observed_at < w[1].observed_at), "{} {} is ordered", s.entity, s.attribute);
-        let range = match s.attribute.as_str() {
-            "temperature" => 8.0..35.0,
-            "fillingLevel" | "occupancy" => 0.0..1.0001,
-            "consumption" => 0.0..2000.0,
-            "activePower" => 0.0..20.0,
-            "flow" => 0.0..500.0,
-            "currentLevel" => 0.0..4.0,
+        let range = match (s.entity_type.as_str(), s.attribute.as_str()) {
+            ("WeatherObserved", _) => -20.0..42.0,
+            (_, "temperature") => 8.0..35.0,
+            (_, "fillingLevel" | "occupancy") => 0.0..1.0001,
+            (_, "consumption") => 0.0..2000.0,
+            (_, "activePower") => 0.0..20.0,
+            (_, "flow") => 0.0..500.0,
+            (_, "currentLevel") => 0.0..4.0,
             _ => 0.0..400.0,
         };
         for (at, v) in numbers(&obs) {
@@ -480,4 +481,34 @@ mod sqlite {
         let outcome = store.write_observations(&batch).await.expect("live write");
         assert_eq!(outcome.stored, batch.len() as u64);
     }
+}
+
+#[test]
+fn last_years_daily_points_are_the_days_totals_and_mean_temperatures() {
+    let t = Territory::generate(winter_anchor());
+    let day = Local::of(winter_anchor() - Duration::days(365)).date;
+    let (start, end) = (at_local(day, 0.0), at_local(day + Duration::days(1), 0.0));
+    let gas = t
+        .series
+        .iter()
+        .find(|s| s.entity.as_str().ends_with("-gaz") && s.has_daily_history())
+        .expect("a gas meter with daily history");
+    let daily = numbers(&gas.daily_observations(day, day + Duration::days(1)));
+    assert_eq!(daily.len(), 1, "one point for one day");
+    assert_eq!(daily[0].0, at_local(day, 12.0), "at local noon, inside the local day bucket");
+    let hourly: f64 = numbers(&gas.observations(start, end)).iter().map(|p| p.1).sum();
+    assert!((daily[0].1 - hourly).abs() < 1e-6 * hourly.max(1.0), "{} vs {hourly}", daily[0].1);
+    assert!(daily[0].1 > 0.0, "a school heats in January");
+
+    let station = series(&t, "WeatherObserved", "temperature").next().expect("the weather station");
+    let hourly = numbers(&station.observations(start, end));
+    let mean = hourly.iter().map(|p| p.1).sum::<f64>() / hourly.len() as f64;
+    let daily = numbers(&station.daily_observations(day, day + Duration::days(1)));
+    assert!((daily[0].1 - mean).abs() < 1e-9, "{} vs {mean}", daily[0].1);
+    // Thirteen months of it stay small: one point a day per meter and station.
+    let days = crate::LAST_YEAR_DAYS as usize;
+    let series_with_history = t.series.iter().filter(|s| s.has_daily_history()).count();
+    assert!(series_with_history * days < 200_000, "{series_with_history} series × {days} days");
+    let parking = t.series.iter().find(|s| !s.has_daily_history()).expect("a series without daily history");
+    assert!(parking.daily_observations(day, day + Duration::days(30)).is_empty());
 }

@@ -6,8 +6,13 @@ use std::f64::consts::TAU;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 
+use serde_json::json;
+
 use crate::calendar::day_of_year;
-use crate::noise::smooth;
+use crate::communes::Commune;
+use crate::noise::{smooth, Rng};
+use crate::series::{Cadence, Model};
+use crate::territory::{set, text, Builder};
 
 const WEATHER_SEED: u64 = 0x5EA5_0A11_7E3F_0001;
 
@@ -43,6 +48,21 @@ pub(crate) fn outdoor_temperature(t: DateTime<Utc>, offset: f64) -> f64 {
     let fronts =
         6.0 * (smooth(WEATHER_SEED, hours / 72.0) - 0.5) + 4.0 * (smooth(WEATHER_SEED ^ 1, hours / 170.0) - 0.5);
     seasonal + daily + fronts + offset
+}
+
+/// The weather station of the valley (Saint-Aubin's, at the town's
+/// altitude): its hourly outdoor temperature is what the buildings'
+/// dashboard corrects energy use with (heating degree days).
+pub(crate) fn generate(b: &mut Builder, c: &Commune) {
+    if c.slug != "saint-aubin" {
+        return;
+    }
+    let mut rng = Rng::for_name(b.seed, &format!("{}:station-meteo", c.slug));
+    let at = c.scatter(&mut rng, 0.3);
+    let mut e = b.entity("WeatherObserved", c, "station-meteo", "Station météo du Val de Lémance", at);
+    set(&mut e, "description", text(json!("Température extérieure sous abri, mesurée toutes les heures")));
+    b.series(&e, "temperature", Some("CEL"), Cadence::Hourly, Model::OutdoorTemperature(0.0));
+    b.add(e);
 }
 
 #[cfg(test)]

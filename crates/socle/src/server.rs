@@ -235,6 +235,10 @@ async fn run_demo(demo: DemoRun, shutdown: CancellationToken) -> anyhow::Result<
         let report =
             socle_demo::backfill(&store, &territory, now, settings.history_days).await.context("demo history")?;
         tracing::info!(?report, "demo history written");
+        // Last year's daily points come after the recent ones: they stop where the hourly history starts.
+        let last_year =
+            socle_demo::backfill_last_year(&store, &territory, now).await.context("demo history of last year")?;
+        metrics.record_write(socle_domain::WriteOutcome { stored: last_year, ..Default::default() });
         metrics.record_write(report.outcome);
         anyhow::Ok((Arc::new(territory), report.until))
     };

@@ -3,9 +3,10 @@
 //! and the outlines of the communes.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use socle_domain::{Attribute, Entity, EntityFilter, Geometry};
 
 use crate::i18n::Lang;
@@ -25,7 +26,8 @@ pub(crate) async fn all_entities(
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
-        let page = scoped.query_entities(EntityFilter { limit: 1000, offset, ..filter.clone() }).await?;
+        // Large pages: each one counts the matches again and skips the rows before it.
+        let page = scoped.query_entities(EntityFilter { limit: 5000, offset, ..filter.clone() }).await?;
         let n = page.items.len() as u64;
         out.extend(page.items);
         offset += n;
@@ -51,8 +53,24 @@ pub(crate) fn address(e: &Entity) -> Option<String> {
     text_attr(e, "address").or_else(|| text_attr(e, "areaServed"))
 }
 
+/// Coordinates to the tenth of a metre (six decimals): what a map can show,
+/// and a third fewer bytes than full doubles for 10,000 points.
+fn rounded(v: &mut Value) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(rounded),
+        Value::Object(o) => o.values_mut().for_each(rounded),
+        Value::Number(n) => {
+            if let Some(r) = n.as_f64().and_then(|f| serde_json::Number::from_f64((f * 1e6).round() / 1e6)) {
+                *n = r;
+            }
+        }
+        _ => {}
+    }
+}
+
 fn feature(e: &Entity) -> Option<Value> {
-    let geometry = serde_json::to_value(e.location.as_ref()?).ok()?;
+    let mut geometry = serde_json::to_value(e.location.as_ref()?).ok()?;
+    rounded(&mut geometry);
     let ty = e.entity_type.as_str();
     let mut properties = json!({ "id": e.id.as_str(), "type": ty, "name": e.name().unwrap_or(e.id.as_str()) });
     if ty == layers::AREA_TYPE {
@@ -77,14 +95,33 @@ fn feature(e: &Entity) -> Option<Value> {
 /// commune outlines (property `area`).
 #[utoipa::path(get, path = "/api/v1/map", tag = "entities",
     responses((status = 200, description = "GeoJSON FeatureCollection", body = Object, content_type = "application/geo+json")))]
-pub async fn features(State(state): State<AppState>, caller: Caller, lang: Lang) -> ApiResult<Response> {
+pub async fn features(
+    State(state): State<AppState>,
+    caller: Caller,
+    lang: Lang,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let entities = all_entities(&state.scoped(&caller), EntityFilter::default())
         .await
         .map_err(|e| Problem::from_store(lang, e))?;
     let features: Vec<Value> = entities.iter().filter_map(feature).collect();
-    let body = json!({ "type": "FeatureCollection", "features": features });
-    let mut res = axum::Json(body).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/geo+json"));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let body = serde_json::to_vec(&json!({ "type": "FeatureCollection", "features": features }))
+        .map_err(|_| Problem::internal(lang))?;
+    // The same map opened again (back from an entity page) is answered by
+    // the browser's copy when nothing changed: revalidated every time
+    // (`no-cache`), kept only by the caller's browser (`private`).
+    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+    let mut res = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { body.into_response() };
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/geo+json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("Cookie, Authorization"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
     Ok(res)
 }

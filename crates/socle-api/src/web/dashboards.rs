@@ -218,47 +218,231 @@ pub async fn dashboard(scoped: &Scoped, layer: Layer, period: &Period, tr: Tr) -
 
 // ---------------------------------------------------------------- buildings
 
+/// Base of the unified heating degree days (DJU): 18 °C.
+pub const DJU_BASE: f64 = 18.0;
+
+/// Heating degree days of a period from daily temperature rollups:
+/// Σ max(0, 18 °C − the day's mean), a day cut by the end of the period
+/// counting for the share of it that is inside.
+fn degree_days(days: &[RollupPoint], to: DateTime<Utc>) -> f64 {
+    days.iter().map(|d| (DJU_BASE - d.avg()).max(0.0) * share_before(d.t, to)).sum()
+}
+
+/// The share of the day starting at `t` that lies before `to` (0 to 1).
+fn share_before(t: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    ((to - t).num_seconds() as f64 / 86_400.0).clamp(0.0, 1.0)
+}
+
+/// Whether daily rollups cover a period (a day of slack for the edges).
+fn covers(days: &[RollupPoint], from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    !days.is_empty() && days.len() as i64 + 1 >= (to - from).num_days()
+}
+
+/// The same instant a year earlier (29 February becomes the 28th).
+fn a_year_before(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.checked_sub_months(chrono::Months::new(12)).unwrap_or(t - Duration::days(365))
+}
+
+/// What a period's energy is compared with, said the same way by every
+/// figure, table and sentence of the dashboard and the élu view.
+struct Comparison {
+    days: i64,
+    basis: Basis,
+}
+
+enum Basis {
+    /// The same dates a year earlier; with the heating degree days of
+    /// (this period, last year's) when a weather station covers both.
+    LastYear { dju: Option<(f64, f64)> },
+    /// The previous period of the same length: last year is not stored.
+    Previous,
+}
+
+impl Comparison {
+    /// Last year's heating energy brought to this year's weather:
+    /// consumption × DJU_ref / DJU_period, the reference being this period.
+    fn corrected_heating(&self, before: f64) -> f64 {
+        match self.basis {
+            Basis::LastYear { dju: Some((now, then)) } if then > 0.0 => before * now / then,
+            _ => before,
+        }
+    }
+
+    fn corrected(&self, slot: &Use) -> f64 {
+        slot.electricity_before + self.corrected_heating(slot.heating_before)
+    }
+
+    /// The change of `now` against the (corrected) reference, in per cent.
+    fn change(&self, now: f64, before: f64) -> Option<f64> {
+        change(now, before)
+    }
+
+    /// "par rapport à …", after a percentage.
+    fn against(&self, tr: Tr) -> String {
+        match self.basis {
+            Basis::LastYear { dju: Some(_) } => tr.s(
+                "par rapport à la même période l'an dernier, corrigée du climat",
+                "against the same period last year, weather-corrected",
+            ),
+            Basis::LastYear { dju: None } => {
+                tr.s("par rapport à la même période l'an dernier", "against the same period last year")
+            }
+            Basis::Previous => {
+                if tr.fr {
+                    format!("par rapport aux {} jours précédents", self.days)
+                } else {
+                    format!("against the previous {} days", self.days)
+                }
+            }
+        }
+    }
+
+    /// The heading of the reference column.
+    fn column(&self, tr: Tr) -> String {
+        match self.basis {
+            Basis::LastYear { dju: Some(_) } => {
+                tr.s("L'an dernier, corrigé du climat (kWh)", "Last year, weather-corrected (kWh)")
+            }
+            Basis::LastYear { dju: None } => tr.s("Même période l'an dernier (kWh)", "Same period last year (kWh)"),
+            Basis::Previous => tr.s("Période précédente (kWh)", "Previous period (kWh)"),
+        }
+    }
+
+    /// How the comparison is made, with the formula and its figures.
+    fn explanation(&self, tr: Tr) -> String {
+        match self.basis {
+            Basis::LastYear { dju: Some((now, then)) } => {
+                let factor = if then > 0.0 { now / then } else { 1.0 };
+                if tr.fr {
+                    format!(
+                        "Comparaison avec les mêmes dates l'an dernier, corrigée du climat par les degrés-jours unifiés \
+                         (DJU, base {base} °C : pour chaque jour, 18 °C moins la température moyenne relevée par la station \
+                         météo, si elle est plus basse). Consommation de chauffage (gaz) corrigée = consommation de l'an dernier \
+                         × DJU de cette période / DJU de l'an dernier = × {now} / {then} = × {factor}. L'électricité n'est pas \
+                         corrigée : elle dépend peu de la météo.",
+                        base = tr.num(DJU_BASE, 0),
+                        now = tr.num(now, 0),
+                        then = tr.num(then, 0),
+                        factor = tr.num(factor, 2),
+                    )
+                } else {
+                    format!(
+                        "Compared with the same dates last year, weather-corrected with heating degree days (DJU, base \
+                         {base} °C: for each day, 18 °C minus the mean temperature read by the weather station, when lower). \
+                         Corrected heating (gas) use = last year's use × this period's DJU / last year's DJU = × {now} / {then} \
+                         = × {factor}. Electricity is not corrected: it depends little on the weather.",
+                        base = tr.num(DJU_BASE, 0),
+                        now = tr.num(now, 0),
+                        then = tr.num(then, 0),
+                        factor = tr.num(factor, 2),
+                    )
+                }
+            }
+            Basis::LastYear { dju: None } => tr.s(
+                "Comparaison avec les mêmes dates l'an dernier. Aucune station météo ne couvre les deux périodes : les chiffres ne sont pas corrigés des degrés-jours.",
+                "Compared with the same dates last year. No weather station covers both periods: figures are not degree-day corrected.",
+            ),
+            Basis::Previous => tr.s(
+                "Comparaison avec la période précédente de même durée : l'historique ne couvre pas la même période l'an dernier, les chiffres ne sont donc pas corrigés des degrés-jours.",
+                "Compared with the previous period of the same length: the history does not cover the same period last year, so figures are not degree-day corrected.",
+            ),
+        }
+    }
+}
+
+/// A building's energy and water, this period and its reference.
+#[derive(Default, Clone, Copy)]
+struct Use {
+    energy: f64,
+    electricity_before: f64,
+    heating_before: f64,
+    water: f64,
+}
+
+/// Heating degree days of this period and of the same dates last year, from
+/// the first weather station whose temperature covers both.
+async fn weather_correction(
+    scoped: &Scoped,
+    now: (DateTime<Utc>, DateTime<Utc>),
+    then: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Option<(f64, f64)>, StoreError> {
+    for station in of_types(scoped, &["WeatherObserved"]).await? {
+        let a = buckets(scoped, &station.id, "temperature", Step::Day, now.0, now.1).await?;
+        let b = buckets(scoped, &station.id, "temperature", Step::Day, then.0, then.1).await?;
+        if covers(&a, now.0, now.1) && covers(&b, then.0, then.1) {
+            return Ok(Some((degree_days(&a, now.1), degree_days(&b, then.1))));
+        }
+    }
+    Ok(None)
+}
+
 async fn buildings(scoped: &Scoped, p: &Period, tr: Tr, d: &mut Dashboard) -> Result<(), StoreError> {
     let all = of_types(scoped, &["Building", "SmartMeteringObservation"]).await?;
     let buildings: HashMap<EntityId, &Entity> =
         all.iter().filter(|e| e.entity_type.as_str() == "Building").map(|e| (e.id.clone(), e)).collect();
-    // Energy (electricity + gas, kWh) and water (m³) per building, this period and the previous one.
-    let mut per: BTreeMap<EntityId, [f64; 4]> = BTreeMap::new();
-    let (pf, pt) = p.previous();
+    let last_year = (a_year_before(p.from), a_year_before(p.to));
+    let previous = p.previous();
+    // Each meter's use this period, the same dates last year (when stored
+    // for the whole period) and the previous period.
+    struct Reading {
+        building: EntityId,
+        kind: Option<String>,
+        now: f64,
+        last_year: Option<f64>,
+        previous: f64,
+    }
+    let mut readings = Vec::new();
     for meter in all.iter().filter(|e| e.entity_type.as_str() == "SmartMeteringObservation") {
         let Some(building) = relation(meter, "refBuilding").filter(|b| buildings.contains_key(b)) else { continue };
-        let water = text_attr(meter, "meterType").as_deref() == Some("Water");
         let now = total(scoped, &meter.id, "consumption", p.from, p.to).await?.unwrap_or(0.0);
-        let before = total(scoped, &meter.id, "consumption", pf, pt).await?.unwrap_or(0.0);
-        let slot = per.entry(building).or_default();
-        if water {
-            slot[2] += now;
-            slot[3] += before;
+        let ly = buckets(scoped, &meter.id, "consumption", Step::Day, last_year.0, last_year.1).await?;
+        // Last year's last day counts for the part of it this period has reached today.
+        let ly = covers(&ly, last_year.0, last_year.1)
+            .then(|| ly.iter().map(|b| b.sum * share_before(b.t, last_year.1)).sum::<f64>());
+        let previous = total(scoped, &meter.id, "consumption", previous.0, previous.1).await?.unwrap_or(0.0);
+        readings.push(Reading { building, kind: text_attr(meter, "meterType"), now, last_year: ly, previous });
+    }
+    let has_last_year = !readings.is_empty() && readings.iter().all(|r| r.now == 0.0 || r.last_year.is_some());
+    let cmp = Comparison {
+        days: p.days,
+        basis: if has_last_year {
+            Basis::LastYear { dju: weather_correction(scoped, (p.from, p.to), last_year).await? }
         } else {
-            slot[0] += now;
-            slot[1] += before;
+            Basis::Previous
+        },
+    };
+    let mut per: BTreeMap<EntityId, Use> = BTreeMap::new();
+    for r in &readings {
+        let before = if has_last_year { r.last_year.unwrap_or(0.0) } else { r.previous };
+        let slot = per.entry(r.building.clone()).or_default();
+        match r.kind.as_deref() {
+            Some("Water") => slot.water += r.now,
+            Some("Gas") => {
+                slot.energy += r.now;
+                slot.heating_before += before;
+            }
+            _ => {
+                slot.energy += r.now;
+                slot.electricity_before += before;
+            }
         }
     }
-    let mut rows: Vec<(&Entity, [f64; 4], Option<f64>)> =
-        per.iter().filter_map(|(id, v)| buildings.get(id).map(|b| (*b, *v, number_attr(b, "floorArea")))).collect();
-    rows.sort_by(|a, b| b.1[0].total_cmp(&a.1[0]));
-    let energy: f64 = rows.iter().map(|r| r.1[0]).sum();
-    let energy_before: f64 = rows.iter().map(|r| r.1[1]).sum();
-    let water: f64 = rows.iter().map(|r| r.1[2]).sum();
-    let area: f64 = rows.iter().filter_map(|r| r.2).sum();
+    // Per building: its use, and its reference corrected for the weather.
+    let mut rows: Vec<(&Entity, Use, f64, Option<f64>)> = per
+        .iter()
+        .filter_map(|(id, u)| buildings.get(id).map(|b| (*b, *u, cmp.corrected(u), number_attr(b, "floorArea"))))
+        .collect();
+    rows.sort_by(|a, b| b.1.energy.total_cmp(&a.1.energy));
+    let energy: f64 = rows.iter().map(|r| r.1.energy).sum();
+    let energy_before: f64 = rows.iter().map(|r| r.2).sum();
+    let water: f64 = rows.iter().map(|r| r.1.water).sum();
+    let area: f64 = rows.iter().filter_map(|r| r.3).sum();
     d.kpis.push(Kpi {
         label: tr.s("Énergie consommée (électricité + gaz)", "Energy used (electricity + gas)"),
         value: format!("{} MWh", tr.num(energy / 1000.0, 1)),
-        note: change(energy, energy_before).map_or_else(String::new, |c| {
-            format!(
-                "{} {}",
-                tr.pct(c),
-                tr.s(
-                    "par rapport à la période précédente de même durée",
-                    "against the previous period of the same length"
-                )
-            )
-        }),
+        note: cmp
+            .change(energy, energy_before)
+            .map_or_else(String::new, |c| format!("{} {}", tr.pct(c), cmp.against(tr))),
     });
     if area > 0.0 {
         d.kpis.push(Kpi {
@@ -275,13 +459,17 @@ async fn buildings(scoped: &Scoped, p: &Period, tr: Tr, d: &mut Dashboard) -> Re
         value: format!("{} m³", tr.num(water, 0)),
         note: String::new(),
     });
-    let saved: f64 = rows.iter().map(|r| (r.1[1] - r.1[0]).max(0.0)).sum();
+    let saved: f64 = rows.iter().map(|r| (r.2 - r.1.energy).max(0.0)).sum();
     d.kpis.push(Kpi {
         label: tr.s("Économies constatées", "Savings observed"),
         value: format!("{} kWh", tr.num(saved, 0)),
-        note: tr.s(
-            "somme des baisses des bâtiments qui consomment moins",
-            "sum of the decreases of the buildings using less",
+        note: format!(
+            "{} {}",
+            tr.s(
+                "somme des baisses des bâtiments qui consomment moins,",
+                "sum of the decreases of the buildings using less,"
+            ),
+            cmp.against(tr)
         ),
     });
     d.tables.push(Table {
@@ -292,62 +480,59 @@ async fn buildings(scoped: &Scoped, p: &Period, tr: Tr, d: &mut Dashboard) -> Re
         headers: vec![
             tr.s("Bâtiment", "Building"),
             tr.s("Énergie (kWh)", "Energy (kWh)"),
-            tr.s("Période précédente (kWh)", "Previous period (kWh)"),
+            cmp.column(tr),
             tr.s("Évolution", "Change"),
             "kWh/m²".into(),
             tr.s("Eau (m³)", "Water (m³)"),
         ],
         rows: rows
             .iter()
-            .map(|(b, v, area)| {
+            .map(|(b, u, before, area)| {
                 vec![
                     link(b),
-                    num_cell(tr.num(v[0], 0)),
-                    num_cell(tr.num(v[1], 0)),
-                    num_cell(change(v[0], v[1]).map_or_else(|| "—".into(), |c| tr.pct(c))),
-                    num_cell(area.filter(|a| *a > 0.0).map_or_else(|| "—".into(), |a| tr.num(v[0] / a, 1))),
-                    num_cell(tr.num(v[2], 1)),
+                    num_cell(tr.num(u.energy, 0)),
+                    num_cell(tr.num(*before, 0)),
+                    num_cell(cmp.change(u.energy, *before).map_or_else(|| "—".into(), |c| tr.pct(c))),
+                    num_cell(area.filter(|a| *a > 0.0).map_or_else(|| "—".into(), |a| tr.num(u.energy / a, 1))),
+                    num_cell(tr.num(u.water, 1)),
                 ]
             })
             .collect(),
     });
     // The largest decrease, for the élu view.
-    if let Some((b, v, _)) = rows
+    if let Some((b, u, before, _)) = rows
         .iter()
-        .filter(|r| r.1[1] > 0.0)
-        .min_by(|a, b| (a.1[0] / a.1[1]).total_cmp(&(b.1[0] / b.1[1])))
-        .filter(|r| r.1[0] < r.1[1] * 0.97)
+        .filter(|r| r.2 > 0.0)
+        .min_by(|a, b| (a.1.energy / a.2).total_cmp(&(b.1.energy / b.2)))
+        .filter(|r| r.1.energy < r.2 * 0.97)
     {
-        let c = change(v[0], v[1]).unwrap_or(0.0);
+        let c = cmp.change(u.energy, *before).unwrap_or(0.0);
         let name = b.name().unwrap_or(b.id.as_str());
         d.sentences.push(if tr.fr {
-            format!("{} d'énergie à « {name} » par rapport aux {} jours précédents.", tr.pct(c), p.days)
+            format!("{} d'énergie à « {name} » {}.", tr.pct(c), cmp.against(tr))
         } else {
-            format!("{} energy at “{name}” compared with the previous {} days.", tr.pct(c), p.days)
+            format!("{} energy at “{name}” {}.", tr.pct(c), cmp.against(tr))
         });
     }
-    d.sentences.push(match change(energy, energy_before) {
+    d.sentences.push(match cmp.change(energy, energy_before) {
         Some(c) if tr.fr => format!(
-            "Les bâtiments publics ont consommé {} MWh d'énergie ({} par rapport aux {} jours précédents).",
+            "Les bâtiments publics ont consommé {} MWh d'énergie ({} {}).",
             tr.num(energy / 1000.0, 1),
             tr.pct(c),
-            p.days
+            cmp.against(tr)
         ),
         Some(c) => format!(
-            "Public buildings used {} MWh of energy ({} compared with the previous {} days).",
+            "Public buildings used {} MWh of energy ({} {}).",
             tr.num(energy / 1000.0, 1),
             tr.pct(c),
-            p.days
+            cmp.against(tr)
         ),
         None => tr.s(
             "Pas encore assez de mesures pour comparer la consommation des bâtiments.",
             "Not enough measurements yet to compare the buildings' energy use.",
         ),
     });
-    d.notes.push(tr.s(
-        "Comparaison avec la période précédente de même durée : l'historique ne couvre pas encore la même période l'an dernier. Aucune série de température extérieure n'est enregistrée, les chiffres ne sont donc pas corrigés des degrés-jours.",
-        "Compared with the previous period of the same length: the history does not yet cover the same period last year. No outdoor temperature series is stored, so figures are not degree-day corrected.",
-    ));
+    d.notes.push(cmp.explanation(tr));
     Ok(())
 }
 
@@ -826,4 +1011,43 @@ async fn risks(scoped: &Scoped, p: &Period, tr: Tr, d: &mut Dashboard) -> Result
             .push(tr.s("La Lémance est sous ses seuils de vigilance.", "The river is below its vigilance thresholds."));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(t: DateTime<Utc>, mean: f64) -> RollupPoint {
+        RollupPoint { t, count: 2, sum: mean * 2.0, min: mean - 1.0, max: mean + 1.0 }
+    }
+
+    #[test]
+    fn degree_days_count_the_cold_and_share_the_last_day() {
+        let t0 = Utc.with_ymd_and_hms(2025, 11, 1, 0, 0, 0).unwrap();
+        let days = [day(t0, 8.0), day(t0 + Duration::days(1), 20.0), day(t0 + Duration::days(2), 14.0)];
+        // 10 + 0 (warmer than 18 °C) + 4 for a whole third day.
+        assert!((degree_days(&days, t0 + Duration::days(3)) - 14.0).abs() < 1e-9);
+        // The period ends at noon of the third day: half of its 4.
+        assert!((degree_days(&days, t0 + Duration::hours(60)) - 12.0).abs() < 1e-9);
+        assert!(covers(&days, t0, t0 + Duration::days(3)));
+        assert!(!covers(&days[..1], t0, t0 + Duration::days(30)));
+        assert!(!covers(&[], t0, t0 + Duration::days(1)));
+    }
+
+    #[test]
+    fn last_years_heating_is_brought_to_this_years_weather() {
+        let cmp = Comparison { days: 30, basis: Basis::LastYear { dju: Some((300.0, 400.0)) } };
+        let u = Use { energy: 0.0, electricity_before: 1000.0, heating_before: 4000.0, water: 0.0 };
+        // A milder winter: 4,000 kWh of gas last year are worth 3,000 this year; electricity stays.
+        assert!((cmp.corrected(&u) - 4000.0).abs() < 1e-9);
+        let fr = Tr { fr: true };
+        assert!(cmp.explanation(fr).contains("DJU"), "the formula is on the page");
+        assert!(cmp.against(fr).contains("l'an dernier"));
+        let plain = Comparison { days: 30, basis: Basis::LastYear { dju: None } };
+        assert!((plain.corrected(&u) - 5000.0).abs() < 1e-9);
+        let previous = Comparison { days: 7, basis: Basis::Previous };
+        assert_eq!(previous.against(Tr { fr: false }), "against the previous 7 days");
+        let leap = Utc.with_ymd_and_hms(2028, 2, 29, 10, 0, 0).unwrap();
+        assert_eq!(a_year_before(leap), Utc.with_ymd_and_hms(2027, 2, 28, 10, 0, 0).unwrap());
+    }
 }

@@ -20,6 +20,7 @@ use socle_domain::{
 
 use super::dashboards::{self, Dashboard, Kpi, Period as DashboardPeriod, Tr};
 use super::layers::{self, Layer};
+use super::words::attribute_label;
 use super::{assets, chrome, html, internal, message, urlencode, Chrome};
 use crate::routes::map::{address, all_entities};
 use crate::{AppState, Caller};
@@ -71,6 +72,38 @@ struct MapPage {
     tiles: String,
     attribution: String,
     max_zoom: u8,
+    /// `west,south,east,north` of what the map shows, so the map opens
+    /// there at once instead of moving (and drawing twice) once its data came.
+    bounds: String,
+}
+
+/// The box around the communes' outlines, else around the entities.
+fn map_bounds(entities: &[Entity]) -> String {
+    let mut areas = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    let mut points = areas;
+    let grow = |b: &mut [f64; 4], p: &[f64; 2]| {
+        if p[0].is_finite() && p[1].is_finite() {
+            *b = [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])];
+        }
+    };
+    for e in entities {
+        match &e.location {
+            Some(Geometry::Point(p)) if Layer::of_type(e.entity_type.as_str()).is_some() => grow(&mut points, p),
+            Some(Geometry::Polygon(rings)) if e.entity_type.as_str() == layers::AREA_TYPE => {
+                rings.iter().flatten().for_each(|p| grow(&mut areas, p))
+            }
+            Some(Geometry::MultiPolygon(polys)) if e.entity_type.as_str() == layers::AREA_TYPE => {
+                polys.iter().flatten().flatten().for_each(|p| grow(&mut areas, p))
+            }
+            _ => {}
+        }
+    }
+    let b = if areas[0].is_finite() { areas } else { points };
+    if b[0].is_finite() {
+        format!("{:.6},{:.6},{:.6},{:.6}", b[0], b[1], b[2], b[3])
+    } else {
+        String::new()
+    }
 }
 
 fn current_value(e: &Entity, lang: &str) -> (String, String) {
@@ -173,6 +206,7 @@ pub async fn map_page(
         tiles: settings.tiles_url.clone(),
         attribution: settings.attribution.clone(),
         max_zoom: settings.max_zoom,
+        bounds: map_bounds(&entities),
         c,
     };
     html(StatusCode::OK, t.lang, &page, cookie.into_iter().collect())
@@ -381,7 +415,7 @@ pub async fn entity_page(
                 let unit = unit_code.as_ref().map(|u| u.as_str().to_owned()).or_else(|| unit_of(name));
                 values.push(ValueRow {
                     attribute: name.to_string(),
-                    label: name.to_string(),
+                    label: attribute_label(name.as_str(), t.lang).unwrap_or(name.as_str()).to_owned(),
                     value: layers::format_value(value, unit.as_deref(), t.lang),
                     observed: observed_at.map(|o| date_time(o, t.lang)).unwrap_or_default(),
                     observed_iso: observed_at.map(|o| o.to_rfc3339()).unwrap_or_default(),
@@ -390,7 +424,11 @@ pub async fn entity_page(
             }
             Attribute::Relationship { object, .. } => related.push(Related {
                 href: format!("/entites/{}", urlencode(object.as_str())),
-                label: format!("{} ({})", object.as_str(), name.as_str()),
+                label: format!(
+                    "{} ({})",
+                    object.as_str(),
+                    attribute_label(name.as_str(), t.lang).unwrap_or(name.as_str())
+                ),
             }),
             _ => {}
         }
@@ -435,7 +473,7 @@ pub async fn entity_page(
                     .iter()
                     .map(|x| Choice {
                         value: x.attribute.to_string(),
-                        label: x.attribute.to_string(),
+                        label: attribute_label(x.attribute.as_str(), t.lang).unwrap_or(x.attribute.as_str()).to_owned(),
                         selected: x.attribute == s.attribute,
                     })
                     .collect(),
@@ -448,7 +486,7 @@ pub async fn entity_page(
                     })
                     .collect(),
                 attribute: s.attribute.to_string(),
-                label: s.attribute.to_string(),
+                label: attribute_label(s.attribute.as_str(), t.lang).unwrap_or(s.attribute.as_str()).to_owned(),
                 unit: unit.clone().unwrap_or_default(),
                 step: step_str(p.step),
                 from: p.from.to_rfc3339(),
@@ -778,9 +816,10 @@ pub async fn elected_page(State(state): State<AppState>, caller: Caller, headers
 fn period_text(p: &DashboardPeriod, tr: Tr) -> String {
     let f = p.from.with_timezone(&p.tz).format(if tr.fr { "%d/%m/%Y" } else { "%Y-%m-%d" });
     let t = p.to.with_timezone(&p.tz).format(if tr.fr { "%d/%m/%Y" } else { "%Y-%m-%d" });
+    // Each figure says what it is compared with: last year when stored, else the previous days.
     if tr.fr {
-        format!("{} derniers jours, du {f} au {t}, comparés aux {} jours précédents", p.days, p.days)
+        format!("{} derniers jours, du {f} au {t}", p.days)
     } else {
-        format!("last {} days, {f} to {t}, compared with the previous {} days", p.days, p.days)
+        format!("last {} days, {f} to {t}", p.days)
     }
 }

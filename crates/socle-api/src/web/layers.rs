@@ -47,7 +47,8 @@ impl Layer {
             Layer::Water => &["WaterConsumptionObserved"],
             Layer::Waste => &["WasteContainer"],
             Layer::Parking => &["ParkingSpot"],
-            Layer::Air => &["AirQualityObserved"],
+            // The weather station sits with the air: both are the sky over the territory.
+            Layer::Air => &["AirQualityObserved", "WeatherObserved"],
             Layer::Risks => &["FloodMonitoring"],
         }
     }
@@ -71,7 +72,7 @@ pub fn state_attribute(entity_type: &str) -> Option<&'static str> {
         "FloodMonitoring" => "currentLevel",
         "WaterConsumptionObserved" => "flow",
         "SmartMeteringObservation" => "consumption",
-        "Building" => "temperature",
+        "Building" | "WeatherObserved" => "temperature",
         _ => return None,
     })
 }

@@ -147,6 +147,8 @@ impl Words {
             ("ParkingSpot", false) => "Parking spot",
             ("AirQualityObserved", true) => "Station de qualité de l'air",
             ("AirQualityObserved", false) => "Air-quality station",
+            ("WeatherObserved", true) => "Station météo",
+            ("WeatherObserved", false) => "Weather station",
             ("FloodMonitoring", true) => "Station hydrométrique",
             ("FloodMonitoring", false) => "River gauge",
             ("AdministrativeArea", true) => "Territoire communal",
@@ -343,5 +345,61 @@ impl Words {
             crate::i18n::Lang::Fr => &FR,
             crate::i18n::Lang::En => &EN,
         }
+    }
+}
+
+/// How people call an attribute: (French, English) labels for every
+/// attribute of the Smart Data Models types Socle shows, with the unit the
+/// value is shown in when it has one. The raw NGSI-LD name stays visible to
+/// operators beside it; an attribute missing here shows its raw name.
+pub fn attribute_label(name: &str, lang: &str) -> Option<&'static str> {
+    let (fr, en) = match name {
+        "activePower" => ("Puissance appelée (kW)", "Active power (kW)"),
+        "address" => ("Adresse", "Address"),
+        "alertLevel" => ("Seuil de vigilance (m)", "Vigilance threshold (m)"),
+        "areaServed" => ("Secteur desservi", "Area served"),
+        "binCapacity" => ("Capacité du conteneur (L)", "Container capacity (L)"),
+        "category" => ("Catégorie", "Category"),
+        "consumption" => ("Consommation", "Consumption"),
+        "currentLevel" => ("Hauteur d'eau (m)", "Water level (m)"),
+        "dangerLevel" => ("Seuil de danger (m)", "Danger threshold (m)"),
+        "description" => ("Description", "Description"),
+        "fillingLevel" => ("Taux de remplissage (%)", "Fill level (%)"),
+        "floorArea" => ("Surface chauffée (m²)", "Heated floor area (m²)"),
+        "flow" => ("Débit (m³/h)", "Flow (m³/h)"),
+        "maximumPowerAvailable" => ("Puissance souscrite (kW)", "Subscribed power (kW)"),
+        "meterType" => ("Type de compteur", "Meter type"),
+        "no2" => ("Dioxyde d'azote NO₂ (µg/m³)", "Nitrogen dioxide NO₂ (µg/m³)"),
+        "o3" => ("Ozone O₃ (µg/m³)", "Ozone O₃ (µg/m³)"),
+        "occupancy" => ("Occupation (%)", "Occupancy (%)"),
+        "officialCode" => ("Code officiel (INSEE)", "Official code (INSEE)"),
+        "openingHours" => ("Heures d'ouverture", "Opening hours"),
+        "pm10" => ("Particules PM10 (µg/m³)", "Particulate matter PM10 (µg/m³)"),
+        "pm25" => ("Particules fines PM2,5 (µg/m³)", "Fine particulate matter PM2.5 (µg/m³)"),
+        "powerRating" => ("Puissance de la lampe (W)", "Lamp power (W)"),
+        "powerState" => ("Allumage", "Power state"),
+        "refBuilding" => ("Bâtiment", "Building"),
+        "refStreetlightControlCabinet" => ("Armoire d'éclairage", "Lighting cabinet"),
+        "stationID" => ("Code de la station", "Station code"),
+        "status" => ("État", "Status"),
+        "storedWasteKind" => ("Déchets collectés", "Waste collected"),
+        "temperature" => ("Température (°C)", "Temperature (°C)"),
+        "typeofLocation" => ("Emplacement", "Location type"),
+        "wasteType" => ("Type de déchets", "Waste type"),
+        "workingMode" => ("Mode de fonctionnement", "Working mode"),
+        _ => return None,
+    };
+    Some(if lang == "fr" { fr } else { en })
+}
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::attribute_label;
+
+    #[test]
+    fn attributes_have_french_and_english_labels_with_units() {
+        assert_eq!(attribute_label("fillingLevel", "fr"), Some("Taux de remplissage (%)"));
+        assert_eq!(attribute_label("fillingLevel", "en"), Some("Fill level (%)"));
+        assert_eq!(attribute_label("somethingNew", "fr"), None);
     }
 }
