@@ -44,6 +44,18 @@ use crate::routes;
         routes::devices::replay,
         routes::devices::downlinks,
         routes::devices::send_downlink,
+        routes::explore::catalog_datasets,
+        routes::explore::catalog_dataset,
+        routes::explore::records,
+        routes::explore::record,
+        routes::explore::dataset_facets,
+        routes::explore::catalog_facets,
+        routes::explore::export,
+        routes::explore::catalog_export,
+        routes::datasets::create,
+        routes::datasets::update,
+        routes::datasets::upload,
+        routes::datasets::usage,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -53,6 +65,8 @@ use crate::routes;
         (name = "series", description = "Historiques: time series and their rollups"),
         (name = "administration", description = "Users and audit trail, for administrators"),
         (name = "ingestion", description = "Measurements pushed by network servers (ChirpStack, The Things Stack) and devices, with an ingestion token"),
+        (name = "open data", description = "Opendatasoft Explore API v2.1: catalogue, records, facets, exports"),
+        (name = "datasets", description = "Jeux de données: publishing and uploads, for staff with a write scope"),
         (name = "devices", description = "Capteurs: devices, mappings, health, dead letters, for administrators and agents"),
     )
 )]

@@ -38,7 +38,9 @@ mod hypervisor;
 mod ingestion;
 pub use hypervisor::LiveFeed;
 mod notifications;
+mod opendata;
 pub use ingestion::ManageError;
+pub use opendata::{DatasetError, ManagedDataset, VisibleDataset};
 
 /// What every handler can reach. The store is private: handlers go through
 /// [`AppState::scoped`] or the narrow operations below.

@@ -18,6 +18,8 @@ pub struct StoredDataset {
     pub uid: String,
     pub organisation: OrganisationId,
     pub visibility: Visibility,
+    /// Organisations a `partners` dataset is shared with.
+    pub shared_with: Vec<OrganisationId>,
     pub metadata: serde_json::Value,
     pub fields: serde_json::Value,
     pub records_count: u64,
@@ -86,7 +88,7 @@ pub trait Datasets: Send + Sync {
 }
 
 pub(crate) const DATASET_COLUMNS: &str =
-    "id, uid, organisation_id, visibility, metadata, fields, records_count, data_modified_at, created_at, modified_at";
+    "id, uid, organisation_id, visibility, metadata, fields, records_count, data_modified_at, created_at, modified_at, shared_with";
 
 pub(crate) struct RawDataset {
     pub id: String,
@@ -99,6 +101,7 @@ pub(crate) struct RawDataset {
     pub data_modified_at: Option<i64>,
     pub created_at: i64,
     pub modified_at: i64,
+    pub shared_with: String,
 }
 
 impl RawDataset {
@@ -108,6 +111,11 @@ impl RawDataset {
         Ok(StoredDataset {
             organisation: OrganisationId::parse(&self.organisation).map_err(|_| corrupt("organisation"))?,
             visibility: self.visibility.parse().map_err(|_| corrupt("visibility"))?,
+            shared_with: serde_json::from_str::<Vec<String>>(&self.shared_with)
+                .map_err(|_| corrupt("shared_with"))?
+                .iter()
+                .map(|o| OrganisationId::parse(o).map_err(|_| corrupt("shared_with")))
+                .collect::<Result<_>>()?,
             metadata: serde_json::from_str(&self.metadata).map_err(|_| corrupt("metadata"))?,
             fields: serde_json::from_str(&self.fields).map_err(|_| corrupt("fields"))?,
             records_count: u64::try_from(self.records_count).unwrap_or(0),
@@ -133,4 +141,8 @@ pub(crate) fn usage_column(kind: UsageKind) -> &'static str {
         UsageKind::Download => "downloads",
         UsageKind::ApiCall => "api_calls",
     }
+}
+
+pub(crate) fn shared_json(d: &StoredDataset) -> String {
+    serde_json::Value::from(d.shared_with.iter().map(|o| o.to_string()).collect::<Vec<_>>()).to_string()
 }

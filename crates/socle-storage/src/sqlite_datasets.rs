@@ -24,6 +24,7 @@ fn raw_dataset(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDataset> {
         data_modified_at: r.get(7)?,
         created_at: r.get(8)?,
         modified_at: r.get(9)?,
+        shared_with: r.get(10)?,
     })
 }
 
@@ -38,10 +39,11 @@ impl Datasets for SqliteStore {
         self.write(move |c| {
             c.execute(
                 "INSERT INTO datasets (id, uid, organisation_id, visibility, metadata, fields, records_count,
-                                       data_modified_at, created_at, modified_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)
+                                       data_modified_at, created_at, modified_at, shared_with)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10)
                  ON CONFLICT (id) DO UPDATE SET visibility = excluded.visibility, metadata = excluded.metadata,
-                     fields = excluded.fields, modified_at = excluded.modified_at",
+                     fields = excluded.fields, modified_at = excluded.modified_at,
+                     shared_with = excluded.shared_with",
                 params![
                     d.id,
                     d.uid,
@@ -51,7 +53,8 @@ impl Datasets for SqliteStore {
                     d.fields.to_string(),
                     d.data_modified_at.map(ms),
                     ms(d.created_at),
-                    ms(d.modified_at)
+                    ms(d.modified_at),
+                    crate::datasets::shared_json(&d)
                 ],
             )
             .map_err(|e| {

@@ -1071,6 +1071,7 @@ async fn datasets_records_attachments_and_usage(t: &TestStore) {
         uid: "da_equip1".into(),
         organisation: OrganisationId::parse("commune-a").unwrap(),
         visibility: socle_domain::Visibility::Public,
+        shared_with: vec![],
         metadata: serde_json::json!({"title": "Équipements sportifs"}),
         fields: serde_json::json!([]),
         records_count: 0,
@@ -1117,12 +1118,14 @@ async fn datasets_records_attachments_and_usage(t: &TestStore) {
     assert!(s.record(&d.id, "r42").await.unwrap().is_none());
     d.metadata = serde_json::json!({"title": "Équipements"});
     d.visibility = socle_domain::Visibility::Private;
+    d.shared_with = vec![OrganisationId::parse("commune-a").unwrap()];
     s.put_dataset(&d).await.unwrap();
     let got = s.dataset(&d.id).await.unwrap().unwrap();
     assert_eq!(
         (got.records_count, got.visibility, got.uid.as_str()),
         (1, socle_domain::Visibility::Private, "da_equip1")
     );
+    assert_eq!(got.shared_with, d.shared_with);
     assert_eq!(s.list_datasets().await.unwrap().len(), 1);
 
     let pdf = StoredAttachment {

@@ -1,6 +1,8 @@
 pub mod admin;
+pub mod datasets;
 pub mod devices;
 pub mod entities;
+pub mod explore;
 pub mod health;
 pub mod ingest;
 pub mod live;

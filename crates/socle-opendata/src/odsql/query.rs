@@ -363,7 +363,14 @@ impl Query {
                 }
                 let mut sort_values = key.0.clone();
                 for o in &self.order_by {
-                    sort_values.push(grouped.eval(&ctx, &o.expr));
+                    // An alias of select sorts by the computed column.
+                    let value = match &o.expr.kind {
+                        ExprKind::Field(name) if !self.group_by.iter().any(|g| g.key == *name) => {
+                            out.get(name).map(Value::from_plain_json).unwrap_or_else(|| grouped.eval(&ctx, &o.expr))
+                        }
+                        _ => grouped.eval(&ctx, &o.expr),
+                    };
+                    sort_values.push(value);
                 }
                 (sort_values, out)
             })

@@ -8,6 +8,7 @@ CREATE TABLE datasets (
     uid             TEXT NOT NULL UNIQUE,         -- Opendatasoft's dataset_uid (da_…)
     organisation_id TEXT NOT NULL REFERENCES organisations(id),
     visibility      TEXT NOT NULL,                -- private | internal | partners | public
+    shared_with     TEXT NOT NULL DEFAULT '[]',   -- JSON: organisations a `partners` dataset is shared with
     metadata        TEXT NOT NULL,                -- JSON: title, description, themes, licence…
     fields          TEXT NOT NULL,                -- JSON: the field schema
     records_count   INTEGER NOT NULL DEFAULT 0,
