@@ -306,6 +306,64 @@ async fn a_private_dataset_is_invisible(t: TestStore) {
     );
 }
 
+/// The DCAT-AP 3.0.1 mandatory shapes (copied from the SEMIC release into tests/fixtures).
+const SHAPES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dcat-ap-3.0.1/shapes.ttl");
+
+async fn dcat_passes_the_dcat_ap_shapes(t: TestStore) {
+    let app = App::start(t).await;
+    app.publish("equipements", "public", EQUIPEMENTS).await;
+    app.publish("subventions-internes", "private", "beneficiaire;montant\nClub de judo;1500\n").await;
+    let edit = json!({"visibility": "public", "metadata": {"title": "Équipements sportifs", "description": "Les équipements \"sportifs\" <municipaux> & associatifs",
+        "keywords": ["sport"], "licence": "odbl", "publisher": "Ville d'Angers",
+        "conforms_to": "https://schema.data.gouv.fr/etalab/schema-equipements-sportifs/latest/schema.json",
+        "temporal_coverage": {"start": "1998-01-01", "end": "2019-12-31"}}});
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/v1/datasets/equipements",
+            Some(&app.admin),
+            "application/json",
+            edit.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for (query, accept, pyshacl_format) in
+        [("", "", "turtle"), ("?format=rdf", "", "xml"), ("", "application/ld+json", "json-ld")]
+    {
+        let mut req = app.http.get(format!("{}/api/explore/v2.1/catalog/exports/dcat{query}", app.base));
+        if !accept.is_empty() {
+            req = req.header("accept", accept);
+        }
+        let text = req.send().await.unwrap().text().await.unwrap();
+        assert!(text.contains("equipements") && !text.contains("subventions"), "{text}");
+        assert!(text.contains("http://purl.org/dc/terms/identifier") || text.contains("dct:identifier"), "{text}");
+        assert!(text.contains("schema-equipements-sportifs") && text.contains("odbl"), "{text}");
+        assert!(text.contains("exports/geojson") && text.contains("hydra"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("catalogue");
+        std::fs::write(&file, &text).unwrap();
+        let out = std::process::Command::new("python3")
+            .args(["-m", "pyshacl", "-s", SHAPES, "-sf", "turtle", "-df", pyshacl_format])
+            .arg(&file)
+            .output()
+            .expect("pyshacl (scripts/test installs it)");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && report.contains("Conforms: True"), "{pyshacl_format}: {report}\n{text}");
+    }
+    // A broken catalogue is caught: the check can fail.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.ttl");
+    std::fs::write(&file, "<http://x/c> a <http://www.w3.org/ns/dcat#Catalog> .").unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pyshacl", "-s", SHAPES, "-df", "turtle"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let (status, body) = app.get("/api/explore/v2.1/catalog/exports/dcat?format=pdf", None).await;
+    assert_eq!((status, body["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidRESTParameterError")));
+}
+
 macro_rules! both {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -327,4 +385,4 @@ macro_rules! both {
     };
 }
 
-both!(documented_requests, errors_and_limits, a_private_dataset_is_invisible);
+both!(documented_requests, errors_and_limits, a_private_dataset_is_invisible, dcat_passes_the_dcat_ap_shapes);

@@ -2,6 +2,7 @@
 //! dataset schemas, and GeoJSON conversion. The HTTP side lives in `socle-api`.
 
 pub mod dataset;
+pub mod dcat;
 pub mod export;
 pub mod geojson;
 pub mod import;

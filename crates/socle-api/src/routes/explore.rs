@@ -510,14 +510,18 @@ impl ExportState {
 /// The catalogue itself as a file (json, jsonl or csv of the dataset metadata).
 #[utoipa::path(get, path = "/api/explore/v2.1/catalog/exports/{format}", tag = "open data",
     params(("format" = String, Path, description = "csv, json or jsonl")),
-    responses((status = 200, description = "The catalogue (csv, json, jsonl)"), (status = 400, description = "Opendatasoft error: ODSQLError or InvalidRESTParameterError"), (status = 404, description = "Absent or not visible")))]
+    responses((status = 200, description = "The catalogue (csv, json, jsonl), or DCAT-AP 3 with format dcat (?format=ttl, rdf or jsonld; paged with Hydra, ?page=)"), (status = 400, description = "Opendatasoft error: ODSQLError or InvalidRESTParameterError"), (status = 404, description = "Absent or not visible")))]
 pub async fn catalog_export(
     State(state): State<AppState>,
     caller: Caller,
     Path(format): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> ExploreResult<Response> {
     let params = Params::parse(raw)?;
+    if format == "dcat" {
+        return dcat(&state, &caller, &params, &headers).await;
+    }
     let with_bom = matches!(params.one("with_bom"), Some("true"));
     let fmt = Format::parse(&format, params.one("delimiter"), with_bom)
         .filter(|f| !matches!(f, Format::GeoJson))
@@ -535,4 +539,110 @@ pub async fn catalog_export(
     }
     out.extend(enc.end());
     Ok(([(header::CONTENT_TYPE, fmt.content_type())], out).into_response())
+}
+
+const DCAT_PER_PAGE: i64 = 100;
+
+/// DCAT-AP 3 of the datasets the caller may see, `?format=ttl|rdf|jsonld` (or by
+/// `Accept`, Turtle by default), `?page=` from 1, 100 datasets a page.
+async fn dcat(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+    headers: &axum::http::HeaderMap,
+) -> ExploreResult<Response> {
+    use socle_opendata::dcat::{graph, json_ld, rdf_xml, turtle, DcatDataset, Page, RdfFormat};
+    let format = match params.one("format") {
+        Some(f) => RdfFormat::parse(f).ok_or_else(|| {
+            ExploreError::rest(format!("Invalid value for format API parameter: {f}. Expected ttl, rdf or jsonld."))
+        })?,
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|accept| accept.split(',').find_map(|m| RdfFormat::parse(m.split(';').next().unwrap_or(""))))
+            .unwrap_or(RdfFormat::Turtle),
+    };
+    let page = params.number("page", 1, 1, 1_000_000)?;
+    let base = state.web.settings.public_url().to_string();
+    let datasets = state.scoped(caller).datasets().await?;
+    let total = datasets.len() as i64;
+    let last = ((total + DCAT_PER_PAGE - 1) / DCAT_PER_PAGE).max(1);
+    let catalog_iri = format!("{base}/api/explore/v2.1/catalog/exports/dcat");
+    let page_url = |n: i64| format!("{catalog_iri}?page={n}");
+    let api = format!("{base}/api/explore/v2.1/catalog/datasets");
+    let items: Vec<DcatDataset> = datasets
+        .iter()
+        .skip(((page - 1) * DCAT_PER_PAGE) as usize)
+        .take(DCAT_PER_PAGE as usize)
+        .map(|v| {
+            let d = v.get();
+            let m = &d.metadata;
+            let text = |k: &str| m.get(k).and_then(JsonValue::as_str).map(str::to_string);
+            let list = |k: &str| -> Vec<String> {
+                m.get(k)
+                    .and_then(JsonValue::as_array)
+                    .map(|a| a.iter().filter_map(JsonValue::as_str).map(str::to_string).collect())
+                    .unwrap_or_default()
+            };
+            let licence = match text("licence").as_deref() {
+                Some("odbl") => socle_opendata::dataset::Licence::Odbl,
+                _ => socle_opendata::dataset::Licence::Etalab20,
+            };
+            let mut keywords = list("keywords");
+            keywords.extend(list("themes"));
+            let exports = Format::NAMES
+                .iter()
+                .filter_map(|f| Format::parse(f, None, false))
+                .map(|f| {
+                    let media = f.content_type().split(';').next().unwrap_or("").to_string();
+                    (f.extension().to_string(), media, format!("{api}/{}/exports/{}", d.id, f.extension()))
+                })
+                .collect();
+            let temporal = m.get("temporal_coverage").map(|t| {
+                let part = |k: &str| t.get(k).and_then(JsonValue::as_str).map(str::to_string);
+                (part("start"), part("end"))
+            });
+            DcatDataset {
+                id: d.id.clone(),
+                title: text("title").unwrap_or_else(|| d.id.clone()),
+                description: text("description").unwrap_or_default(),
+                keywords,
+                licence_url: licence.url().to_string(),
+                publisher_iri: format!("{base}/api/v1/organisations/{}", d.organisation),
+                publisher_name: text("publisher")
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| d.organisation.to_string()),
+                modified: Some(d.modified_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                issued: Some(d.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                conforms_to: text("conforms_to"),
+                temporal,
+                spatial: text("spatial_coverage"),
+                exports,
+                attachments: Vec::new(),
+                landing_page: format!("{api}/{}", d.id),
+            }
+        })
+        .collect();
+    let page_info = Page {
+        catalog_iri: catalog_iri.clone(),
+        page_iri: page_url(page),
+        title: "Catalogue des données ouvertes".into(),
+        description: "Jeux de données publiés par les collectivités sur Socle.".into(),
+        publisher_iri: format!("{base}/"),
+        publisher_name: "Socle".into(),
+        homepage: format!("{base}/"),
+        total: total as u64,
+        per_page: DCAT_PER_PAGE as u64,
+        first: page_url(1),
+        last: page_url(last),
+        next: (page < last).then(|| page_url(page + 1)),
+        previous: (page > 1).then(|| page_url(page - 1)),
+    };
+    let triples = graph(&page_info, &items);
+    let body = match format {
+        RdfFormat::Turtle => turtle(&triples),
+        RdfFormat::RdfXml => rdf_xml(&triples),
+        RdfFormat::JsonLd => json_ld(&triples).to_string(),
+    };
+    Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
 }
