@@ -122,6 +122,36 @@ pub struct Metadata {
     /// The URL of a schema.data.gouv.fr Table Schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conforms_to: Option<String>,
+    /// Set for a live view over entities instead of uploaded data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSource>,
+}
+
+/// A dataset computed when read from the current state of entities (one record per
+/// entity of a type, in the dataset's organisation and those below it), so it follows
+/// the data as it arrives: "taux de remplissage des conteneurs".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveSource {
+    pub entity_type: String,
+    /// Attributes published as `double` fields, in this order.
+    pub attributes: Vec<String>,
+}
+
+impl LiveSource {
+    /// The fields of the live records.
+    pub fn schema(&self) -> crate::schema::Schema {
+        use crate::schema::{Field, FieldType};
+        let mut fields = vec![
+            Field::new("id", "Identifiant", FieldType::Text),
+            Field::new("nom", "Nom", FieldType::Text),
+            Field::new("organisation", "Organisation", FieldType::Text),
+        ];
+        fields.extend(self.attributes.iter().map(|a| Field::new(a, a, FieldType::Double)));
+        fields.push(Field::new("observe_le", "Dernière mesure", FieldType::DateTime));
+        fields.push(Field::new("geo_point_2d", "Position", FieldType::GeoPoint2d));
+        crate::schema::Schema::new(fields)
+    }
 }
 
 impl Metadata {

@@ -9,7 +9,44 @@ use chrono::Utc;
 use socle_domain::{OrganisationId, TokenScope, Visibility};
 use socle_storage::{DatasetUsage, StoreError, StoredDataset, StoredRecord, UsageKind};
 
+use socle_domain::{Attribute, Audience, Entity, EntityFilter, EntityType, Geometry};
+use socle_opendata::dataset::LiveSource;
+
 use super::Scoped;
+
+fn live_source(d: &StoredDataset) -> Option<LiveSource> {
+    d.metadata.get("live").and_then(|l| serde_json::from_value(l.clone()).ok())
+}
+
+fn live_record(row: i64, e: &Entity, source: &LiveSource) -> StoredRecord {
+    use serde_json::{json, Value};
+    let mut data = serde_json::Map::new();
+    data.insert("id".into(), json!(e.id.to_string()));
+    let name = e.attributes.iter().find(|(k, _)| k.as_str() == "name").and_then(|(_, a)| match a {
+        Attribute::Property { value, .. } => value.as_str().map(str::to_string),
+        _ => None,
+    });
+    data.insert("nom".into(), json!(name));
+    data.insert("organisation".into(), json!(e.organisation.to_string()));
+    let mut latest = None;
+    for wanted in &source.attributes {
+        let value = e.attributes.iter().find(|(k, _)| k.as_str() == wanted).and_then(|(_, a)| match a {
+            Attribute::Property { value, observed_at, .. } => {
+                latest = latest.max(*observed_at);
+                value.as_f64()
+            }
+            _ => None,
+        });
+        data.insert(wanted.clone(), value.map_or(Value::Null, |v| json!(v)));
+    }
+    data.insert("observe_le".into(), json!(latest.map(|t| t.to_rfc3339())));
+    let point = match &e.location {
+        Some(Geometry::Point([lon, lat])) => json!({"lon": lon, "lat": lat}),
+        _ => Value::Null,
+    };
+    data.insert("geo_point_2d".into(), point);
+    StoredRecord { row, id: e.id.to_string(), data }
+}
 
 /// A dataset the caller may read.
 #[derive(Debug, Clone)]
@@ -71,7 +108,13 @@ impl Scoped {
         after_row: i64,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        self.store.records_chunk(&d.0.id, after_row, limit).await
+        match live_source(&d.0) {
+            Some(source) => {
+                let all = self.live_records(&d.0, &source).await?;
+                Ok(all.into_iter().skip(usize::try_from(after_row).unwrap_or(0)).take(limit).collect())
+            }
+            None => self.store.records_chunk(&d.0.id, after_row, limit).await,
+        }
     }
 
     pub async fn dataset_record(
@@ -79,7 +122,48 @@ impl Scoped {
         d: &VisibleDataset,
         record_id: &str,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        self.store.record(&d.0.id, record_id).await
+        match live_source(&d.0) {
+            Some(source) => Ok(self.live_records(&d.0, &source).await?.into_iter().find(|r| r.id == record_id)),
+            None => self.store.record(&d.0.id, record_id).await,
+        }
+    }
+
+    /// A live dataset's records: the entities of its type owned by the dataset's
+    /// organisation or one directly below it. Publishing them is the publisher's choice
+    /// (the dataset's visibility), made when the live dataset was created.
+    async fn live_records(&self, d: &StoredDataset, source: &LiveSource) -> Result<Vec<StoredRecord>, StoreError> {
+        let Ok(entity_type) = EntityType::parse(&source.entity_type) else { return Ok(Vec::new()) };
+        let mut organisations = vec![d.organisation.clone()];
+        organisations.extend(
+            self.store
+                .list_organisations()
+                .await?
+                .into_iter()
+                .filter(|o| o.parent.as_ref() == Some(&d.organisation))
+                .map(|o| o.id),
+        );
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let filter = EntityFilter {
+                audience: Audience::System,
+                organisations: Some(organisations.clone()),
+                entity_type: Some(entity_type.clone()),
+                bbox: None,
+                limit: 1000,
+                offset,
+            };
+            let page = self.store.query_entities(&filter).await?;
+            let n = page.items.len();
+            for e in page.items {
+                out.push(live_record(out.len() as i64 + 1, &e, source));
+            }
+            offset += n as u64;
+            if n == 0 || offset >= page.total {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Counts a view, download or API call (a number, nothing about the caller).
