@@ -74,6 +74,14 @@ fn count_outside_quotes(line: &str, d: u8) -> usize {
 /// A field name from a column header: lower case ASCII, `_` for the rest (`Date
 /// d'ouverture` → `date_d_ouverture`), as Opendatasoft names fields.
 pub fn field_name(header: &str) -> String {
+    // A header that already is a field name (`nomAttribuant` in SCDL files) is kept, so
+    // exports still match the Table Schema it comes from.
+    let header = header.trim();
+    if header.starts_with(|c: char| c.is_ascii_lowercase())
+        && header.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return header.to_string();
+    }
     let mut out = String::new();
     for c in crate::odsql::normalise(header.trim()).chars() {
         if c.is_ascii_alphanumeric() {

@@ -48,6 +48,10 @@ fn csv_with_commas_and_quotes() {
     assert_eq!(table.rows[1].1["code"], json!(49015));
     assert!(read_csv(b"", &HashMap::new()).is_err());
     assert!(read_csv(b"a;a\n1;2\n", &HashMap::new()).is_err());
+    // SCDL headers are field names already: kept as written.
+    let scdl = read_csv(b"nomAttribuant;Montant total\nCommune;12\n", &HashMap::new()).unwrap();
+    let names: Vec<&str> = scdl.schema.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["nomAttribuant", "montant_total"]);
 }
 
 #[test]

@@ -112,7 +112,7 @@ pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
     let live = LiveSource { entity_type: "WasteContainer".into(), attributes: vec!["fillingLevel".into()] };
     let mut m = metadata(
         "Taux de remplissage des conteneurs",
-        "Taux de remplissage (%) de chaque point d'apport volontaire du syndicat, **mis à jour à chaque mesure** des capteurs.",
+        "Taux de remplissage (de 0 à 1) de chaque point d'apport volontaire du syndicat, **mis à jour à chaque mesure** des capteurs.",
         "Syndicat du Val de Lémance",
         &["Environnement"],
         &["déchets", "conteneurs", "tri sélectif", "temps réel"],
@@ -136,7 +136,9 @@ pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
     let fields = serde_json::to_value(&table.schema.fields)?;
     put(store, "equipements-sportifs", "commune-saint-aubin", Visibility::Public, &m, Some(table), fields).await?;
 
-    let table = read_csv(SUBVENTIONS.as_bytes(), &HashMap::new())?;
+    // SCDL writes its booleans « oui »/« non »: kept as text so exports stay valid.
+    let text = HashMap::from([("notificationUE".to_string(), socle_opendata::schema::FieldType::Text)]);
+    let table = read_csv(SUBVENTIONS.as_bytes(), &text)?;
     let mut m = metadata(
         "Subventions aux associations 2025",
         "Subventions attribuées par la commune en 2025, au format SCDL (décret n° 2017-779).",
