@@ -364,6 +364,53 @@ async fn dcat_passes_the_dcat_ap_shapes(t: TestStore) {
     assert_eq!((status, body["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidRESTParameterError")));
 }
 
+async fn uploads_follow_the_attached_table_schema(t: TestStore) {
+    let app = App::start(t).await;
+    let meta = json!({"id": "subventions", "organisation": "angers", "visibility": "public",
+        "metadata": {"title": "Subventions", "conforms_to": "https://schema.data.gouv.fr/scdl/subventions/latest.html",
+            "table_schema": {"fields": [
+                {"name": "nomBeneficiaire", "type": "string", "constraints": {"required": true}},
+                {"name": "montant", "type": "number", "constraints": {"minimum": 0}}]}}});
+    let (status, body) =
+        app.send("POST", "/api/v1/datasets", Some(&app.admin), "application/json", meta.to_string().into_bytes()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/v1/datasets/subventions/data",
+            Some(&app.admin),
+            "text/csv",
+            b"nomBeneficiaire;montant\n;12\nClub;-3\n".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        report["errors"][0],
+        json!({"row": 1, "column": "nomBeneficiaire", "code": "required", "message": "a value is required"})
+    );
+    assert_eq!(report["errors"][1]["row"], 2);
+    assert_eq!(report["errors"][1]["column"], "montant");
+    let records = app.ok("/api/explore/v2.1/catalog/datasets/subventions/records").await;
+    assert_eq!(records["total_count"], 0, "nothing stored from a refused file");
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/v1/datasets/subventions/data",
+            Some(&app.admin),
+            "text/csv",
+            b"nomBeneficiaire;montant\nClub;1500\n".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let bad_schema =
+        json!({"id": "x", "organisation": "angers", "metadata": {"title": "X", "table_schema": {"fields": "no"}}});
+    let (status, _) = app
+        .send("POST", "/api/v1/datasets", Some(&app.admin), "application/json", bad_schema.to_string().into_bytes())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
 macro_rules! both {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -385,4 +432,10 @@ macro_rules! both {
     };
 }
 
-both!(documented_requests, errors_and_limits, a_private_dataset_is_invisible, dcat_passes_the_dcat_ap_shapes);
+both!(
+    documented_requests,
+    errors_and_limits,
+    a_private_dataset_is_invisible,
+    dcat_passes_the_dcat_ap_shapes,
+    uploads_follow_the_attached_table_schema
+);

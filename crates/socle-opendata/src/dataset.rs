@@ -10,6 +10,8 @@ pub enum DatasetError {
     BadId(String),
     #[error("the title must not be empty")]
     NoTitle,
+    #[error("the Table Schema is not valid: {0}")]
+    BadTableSchema(String),
 }
 
 /// The slug: chosen at creation, used in every URL, never changed afterwards.
@@ -122,6 +124,10 @@ pub struct Metadata {
     /// The URL of a schema.data.gouv.fr Table Schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conforms_to: Option<String>,
+    /// The Table Schema uploads are validated against (a copy of the schema.data.gouv.fr
+    /// document named by `conforms_to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_schema: Option<serde_json::Value>,
     /// Set for a live view over entities instead of uploaded data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveSource>,
@@ -158,6 +164,9 @@ impl Metadata {
     pub fn validate(&self) -> Result<(), DatasetError> {
         if self.title.trim().is_empty() {
             return Err(DatasetError::NoTitle);
+        }
+        if let Some(schema) = &self.table_schema {
+            crate::table_schema::TableSchema::parse(schema).map_err(DatasetError::BadTableSchema)?;
         }
         Ok(())
     }

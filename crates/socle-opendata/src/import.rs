@@ -98,7 +98,16 @@ pub fn field_name(header: &str) -> String {
     }
 }
 
-pub fn read_csv(bytes: &[u8], overrides: &HashMap<String, FieldType>) -> Result<Table, ImportError> {
+/// The cells of a CSV file as text, before typing: for Table Schema validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cells {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub delimiter: u8,
+    pub encoding: &'static str,
+}
+
+pub fn read_csv_cells(bytes: &[u8]) -> Result<Cells, ImportError> {
     let (text, encoding) = decode(bytes);
     if text.trim().is_empty() {
         return Err(ImportError::Empty);
@@ -108,16 +117,21 @@ pub fn read_csv(bytes: &[u8], overrides: &HashMap<String, FieldType>) -> Result<
     let csv_error =
         |e: csv::Error| ImportError::Csv { line: e.position().map(|p| p.line()).unwrap_or(0), message: e.to_string() };
     let headers: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(str::to_string).collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(csv_error)?;
+        rows.push(row.iter().map(|v| v.trim().to_string()).collect());
+    }
+    Ok(Cells { headers, rows, delimiter, encoding })
+}
+
+pub fn read_csv(bytes: &[u8], overrides: &HashMap<String, FieldType>) -> Result<Table, ImportError> {
+    let Cells { headers, rows: raw, delimiter, encoding } = read_csv_cells(bytes)?;
     let names: Vec<String> = headers.iter().map(|h| field_name(h)).collect();
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {
             return Err(ImportError::DuplicateColumn(n.clone()));
         }
-    }
-    let mut raw: Vec<Vec<String>> = Vec::new();
-    for row in reader.records() {
-        let row = row.map_err(csv_error)?;
-        raw.push(row.iter().map(|v| v.trim().to_string()).collect());
     }
     let fields: Vec<Field> = names
         .iter()

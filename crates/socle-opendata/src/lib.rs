@@ -8,3 +8,4 @@ pub mod geojson;
 pub mod import;
 pub mod odsql;
 pub mod schema;
+pub mod table_schema;

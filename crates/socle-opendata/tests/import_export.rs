@@ -88,3 +88,45 @@ fn encoders_write_csv_json_jsonl_and_geojson() {
     assert_eq!(geo["features"][1]["geometry"], json!({"type": "Point", "coordinates": [-0.5632, 47.4784]}));
     assert!(Format::parse("csv", Some("x"), false).is_none());
 }
+
+#[test]
+fn table_schema_reports_rows_and_columns() {
+    use socle_opendata::import::read_csv_cells;
+    use socle_opendata::table_schema::TableSchema;
+    // An extract of the SCDL « subventions » schema.
+    let schema = TableSchema::parse(&json!({"fields": [
+        {"name": "nomAttribuant", "type": "string", "constraints": {"required": true}},
+        {"name": "idAttribuant", "type": "string", "constraints": {"required": true, "pattern": "^[0-9]{14}$"}},
+        {"name": "dateConvention", "type": "date", "constraints": {"required": true}},
+        {"name": "montant", "type": "number", "constraints": {"minimum": 0}},
+        {"name": "nature", "type": "string", "constraints": {"enum": ["aide en numéraire", "aide en nature"]}},
+        {"name": "notificationUE", "type": "boolean", "trueValues": ["oui"], "falseValues": ["non"]},
+        {"name": "referenceDecision", "type": "string", "constraints": {"unique": true}},
+    ]}))
+    .unwrap();
+    let good = "nomAttribuant;idAttribuant;dateConvention;montant;nature;notificationUE;referenceDecision\n\
+                Commune;21863170300014;2025-02-11;3500;aide en numéraire;non;DEL-1\n";
+    let cells = read_csv_cells(good.as_bytes()).unwrap();
+    assert_eq!(schema.validate(&cells.headers, &cells.rows), []);
+    let bad = "nomAttribuant;idAttribuant;dateConvention;montant;nature;notificationUE;referenceDecision;extra\n\
+               ;2186317;11/02/2025;-5;don;peut-être;DEL-1;x\n\
+               Commune;21863170300014;2025-02-11;12;aide en nature;oui;DEL-1;y\n";
+    let cells = read_csv_cells(bad.as_bytes()).unwrap();
+    let errors: Vec<(usize, String, &str)> =
+        schema.validate(&cells.headers, &cells.rows).into_iter().map(|e| (e.row, e.column, e.code)).collect();
+    let expected: Vec<(usize, String, &str)> = [
+        (0, "extra", "extra-column"),
+        (1, "nomAttribuant", "required"),
+        (1, "idAttribuant", "pattern"),
+        (1, "dateConvention", "type"),
+        (1, "montant", "range"),
+        (1, "nature", "enum"),
+        (1, "notificationUE", "type"),
+        (2, "referenceDecision", "unique"),
+    ]
+    .into_iter()
+    .map(|(r, c, k)| (r, c.to_string(), k))
+    .collect();
+    assert_eq!(errors, expected);
+    assert!(TableSchema::parse(&json!({"fields": [{"name": "x", "constraints": {"pattern": "("}}]})).is_err());
+}

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 use socle_domain::{OrganisationId, Visibility};
 use socle_opendata::dataset::{DatasetId, Metadata};
-use socle_opendata::import::{read_csv, read_geojson};
+use socle_opendata::import::{read_csv, read_csv_cells, read_geojson};
 use socle_opendata::schema::FieldType;
+use socle_opendata::table_schema::TableSchema;
 use socle_storage::StoredRecord;
 
 use crate::i18n::Lang;
@@ -174,6 +175,29 @@ pub async fn upload(
         bad(lang, "Fichier trop grand (64 Mo au plus).".into(), "File too large (64 MB at most).".into())
     })?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // A dataset with a Table Schema takes only files that satisfy it: the answer lists
+    // every problem by row and column.
+    if let Some(schema) = d.get().metadata.get("table_schema").filter(|s| !s.is_null()) {
+        if !content_type.contains("json") {
+            let schema = TableSchema::parse(schema).map_err(|e| bad(lang, e.clone(), e))?;
+            let cells = read_csv_cells(&bytes)
+                .map_err(|e| bad(lang, format!("Fichier illisible : {e}"), format!("Unreadable file: {e}")))?;
+            let errors = schema.validate(&cells.headers, &cells.rows);
+            if !errors.is_empty() {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "table-schema",
+                    lang,
+                    ("Fichier non conforme au schéma", "File does not follow the schema"),
+                    lang.pick(
+                        format!("{} erreur(s) : le jeu de données n'a pas été modifié.", errors.len()),
+                        format!("{} error(s): the dataset was not changed.", errors.len()),
+                    ),
+                )
+                .with_errors(json!(errors)));
+            }
+        }
+    }
     let table = if content_type.contains("json") { read_geojson(&bytes) } else { read_csv(&bytes, &overrides) }
         .map_err(|e| bad(lang, format!("Fichier illisible : {e}"), format!("Unreadable file: {e}")))?;
     let records: Vec<StoredRecord> = table
