@@ -24,10 +24,6 @@ pub struct Problem {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
-    /// Itemised problems (an upload's rows and columns that break its Table Schema).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub errors: Option<serde_json::Value>,
     #[serde(skip)]
     lang: Option<Lang>,
 }
@@ -41,14 +37,8 @@ impl Problem {
             detail,
             code,
             instance: None,
-            errors: None,
             lang: Some(lang),
         }
-    }
-
-    pub fn with_errors(mut self, errors: serde_json::Value) -> Self {
-        self.errors = Some(errors);
-        self
     }
 
     pub fn with_instance(mut self, path: &str) -> Self {

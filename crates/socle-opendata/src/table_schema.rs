@@ -138,7 +138,10 @@ impl TableSchema {
                 if let Some(values) = &c.values {
                     let ok = values.iter().any(|v| match v {
                         serde_json::Value::String(s) => s == value,
-                        other => other.to_string() == value,
+                        other => {
+                            other.as_f64().zip(number(value)).is_some_and(|(a, b)| a == b)
+                                || other.as_bool().map(|b| if b { "true" } else { "false" }) == Some(value)
+                        }
                     });
                     if !ok {
                         push(&mut errors, row_number, &f.name, "enum", format!("{value:?} is not an allowed value"));

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
@@ -141,6 +142,28 @@ pub async fn update(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Why an upload was refused: a problem, or the Table Schema report (a problem with an
+/// `errors` member, which `Problem` does not carry).
+pub enum Refusal {
+    Problem(Problem),
+    Report(Response),
+}
+
+impl From<Problem> for Refusal {
+    fn from(p: Problem) -> Self {
+        Refusal::Problem(p)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Problem(p) => p.into_response(),
+            Refusal::Report(r) => r,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct UploadParams {
     /// `field:type,field:type` overriding the inferred types.
@@ -158,7 +181,7 @@ pub async fn upload(
     Query(params): Query<UploadParams>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<JsonValue>> {
+) -> Result<Json<JsonValue>, Refusal> {
     let scoped = state.scoped(&caller);
     let d = scoped.managed_dataset(&id).await.map_err(|e| problem(lang, e, &id))?;
     let mut overrides = HashMap::new();
@@ -168,7 +191,7 @@ pub async fn upload(
             .and_then(|(f, t)| serde_json::from_value::<FieldType>(json!(t)).ok().map(|t| (f.to_string(), t)));
         match parsed {
             Some((f, t)) => overrides.insert(f, t),
-            None => return Err(bad(lang, format!("Type invalide : {pair}"), format!("Invalid type: {pair}"))),
+            None => return Err(bad(lang, format!("Type invalide : {pair}"), format!("Invalid type: {pair}")).into()),
         };
     }
     let bytes = to_bytes(body, MAX_UPLOAD_BYTES).await.map_err(|_| {
@@ -184,7 +207,7 @@ pub async fn upload(
                 .map_err(|e| bad(lang, format!("Fichier illisible : {e}"), format!("Unreadable file: {e}")))?;
             let errors = schema.validate(&cells.headers, &cells.rows);
             if !errors.is_empty() {
-                return Err(Problem::new(
+                let problem = Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "table-schema",
                     lang,
@@ -193,8 +216,14 @@ pub async fn upload(
                         format!("{} erreur(s) : le jeu de données n'a pas été modifié.", errors.len()),
                         format!("{} error(s): the dataset was not changed.", errors.len()),
                     ),
-                )
-                .with_errors(json!(errors)));
+                );
+                // Problem details with an extension member listing each error.
+                let mut body = serde_json::to_value(&problem).unwrap_or_default();
+                body["errors"] = json!(errors);
+                let mut res = (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+                res.headers_mut()
+                    .insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/problem+json"));
+                return Err(Refusal::Report(res));
             }
         }
     }
