@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, MethodRouter};
+use axum::routing::{get, patch, post, put, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -211,6 +211,19 @@ pub fn route_table() -> Vec<RouteSpec> {
         ngsi("/ngsi-ld/v1/attributes/{attr}", GET, get(ngsi::discovery::attribute_info)),
         ngsi("/ngsi-ld/v1/temporal/entities", GET, get(ngsi::temporal::query)),
         ngsi("/ngsi-ld/v1/temporal/entities/{id}", GET, get(ngsi::temporal::retrieve)),
+        // Open data: the Opendatasoft Explore API v2.1 (visibility decided in policy/opendata.rs).
+        spec("/api/explore/v2.1/catalog/datasets", GET, Access::Open, get(explore::catalog_datasets)),
+        spec("/api/explore/v2.1/catalog/datasets/{id}", GET, Access::Open, get(explore::catalog_dataset)),
+        spec("/api/explore/v2.1/catalog/datasets/{id}/records", GET, Access::Open, get(explore::records)),
+        spec("/api/explore/v2.1/catalog/datasets/{id}/records/{record_id}", GET, Access::Open, get(explore::record)),
+        spec("/api/explore/v2.1/catalog/datasets/{id}/facets", GET, Access::Open, get(explore::dataset_facets)),
+        spec("/api/explore/v2.1/catalog/datasets/{id}/exports/{format}", GET, Access::Open, get(explore::export)),
+        spec("/api/explore/v2.1/catalog/facets", GET, Access::Open, get(explore::catalog_facets)),
+        spec("/api/explore/v2.1/catalog/exports/{format}", GET, Access::Open, get(explore::catalog_export)),
+        spec("/api/v1/datasets", POST, Access::Staff, post(datasets::create)),
+        spec("/api/v1/datasets/{id}", &[Method::PUT], Access::Staff, put(datasets::update)),
+        spec("/api/v1/datasets/{id}/data", &[Method::PUT], Access::Staff, put(datasets::upload)),
+        spec("/api/v1/datasets/{id}/usage", GET, Access::Staff, get(datasets::usage)),
         // Web pages (French paths: the interface speaks French first).
         page("/", GET, Access::Open, get(web::home)),
         page("/connexion", GET_POST, Access::Open, get(web::login_page).post(web::login_submit)),

@@ -68,6 +68,18 @@ use crate::routes;
         routes::notifications::add_push,
         routes::notifications::delete_push,
         routes::notifications::vapid_public_key,
+        routes::explore::catalog_datasets,
+        routes::explore::catalog_dataset,
+        routes::explore::records,
+        routes::explore::record,
+        routes::explore::dataset_facets,
+        routes::explore::catalog_facets,
+        routes::explore::export,
+        routes::explore::catalog_export,
+        routes::datasets::create,
+        routes::datasets::update,
+        routes::datasets::upload,
+        routes::datasets::usage,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -79,6 +91,8 @@ use crate::routes;
         (name = "ingestion", description = "Measurements pushed by network servers (ChirpStack, The Things Stack) and devices, with an ingestion token"),
         (name = "alerts", description = "Alertes: alerts, their lifecycle and history, alert rules and their 30-day preview"),
         (name = "notifications", description = "Abonnements: the caller's subscriptions and Web Push browsers, organisations' webhooks"),
+        (name = "open data", description = "Opendatasoft Explore API v2.1: catalogue, records, facets, exports"),
+        (name = "datasets", description = "Jeux de données: publishing and uploads, for staff with a write scope"),
         (name = "devices", description = "Capteurs: devices, mappings, health, dead letters, for administrators and agents"),
     )
 )]

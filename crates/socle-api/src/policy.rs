@@ -41,8 +41,10 @@ pub use alerts::{AlertError, AlertQuery, AlertView, AlertWiring, MAX_SCANNED_ALE
 pub use hypervisor::LiveFeed;
 mod ngsi;
 mod notifications;
+mod opendata;
 pub use ingestion::ManageError;
 pub use ngsi::NgsiScoped;
+pub use opendata::{DatasetError, ManagedDataset, VisibleDataset};
 
 /// What every handler can reach. The store is private: handlers go through
 /// [`AppState::scoped`] or the narrow operations below.

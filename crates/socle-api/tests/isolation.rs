@@ -330,6 +330,42 @@ fn assert_no_foreign_marker(body: &str, caller: &Caller, what: &str) {
     }
 }
 
+fn dataset_id(commune: &str, v: Visibility) -> String {
+    format!("jeu-{commune}-{}", v.as_str())
+}
+
+/// One dataset per commune and visibility, its title and its one record carrying the
+/// same marker as the entities.
+async fn datasets_fixture(s: &DynStore) {
+    for commune in ["a", "b"] {
+        for v in VISIBILITIES {
+            let id = dataset_id(commune, v);
+            let d = socle_storage::StoredDataset {
+                id: id.clone(),
+                uid: format!("da_{commune}{}", v.as_str()),
+                organisation: OrganisationId::parse(&format!("commune-{commune}")).unwrap(),
+                visibility: v,
+                shared_with: if v == Visibility::Partners {
+                    vec![OrganisationId::parse("prestataire").unwrap()]
+                } else {
+                    vec![]
+                },
+                metadata: serde_json::json!({"title": marker(commune, v)}),
+                fields: serde_json::json!([{"name": "nom", "label": "Nom", "type": "text", "facet": true}]),
+                records_count: 0,
+                data_modified_at: None,
+                created_at: Utc::now(),
+                modified_at: Utc::now(),
+            };
+            s.put_dataset(&d).await.unwrap();
+            let mut data = serde_json::Map::new();
+            data.insert("nom".into(), Value::String(marker(commune, v)));
+            let record = socle_storage::StoredRecord { row: 1, id: "r1".into(), data };
+            s.replace_records(&id, &d.fields, &[record], Utc::now()).await.unwrap();
+        }
+    }
+}
+
 async fn matrix(t: TestStore) {
     let callers = fixture(&t.store).await;
     let letters = ingestion::fixture(&t.store).await;
@@ -340,6 +376,7 @@ async fn matrix(t: TestStore) {
     let feed = state.pipeline().feed().clone();
     tokio::spawn(socle_api::serve(listener, state, std::future::pending()));
 
+    datasets_fixture(&t.store).await;
     let table = socle_api::route_table();
     let mut documented: BTreeSet<String> = socle_api::openapi::documented_paths().into_iter().collect();
     documented.insert("/api/openapi.json".into()); // the document does not describe itself
@@ -482,6 +519,108 @@ async fn matrix(t: TestStore) {
                 }
                 path if alerting::covers(path) => alerting::rules(&base, route, caller, &alerts).await,
                 path if route.ngsi_ld => ngsi_rules(&base, path, caller).await,
+                "/api/explore/v2.1/catalog/datasets"
+                | "/api/explore/v2.1/catalog/facets"
+                | "/api/explore/v2.1/catalog/exports/{format}" => {
+                    let path = route.path.replace("{format}", "json");
+                    let (status, body) = call(&base, &format!("{path}?limit=100&facet=title"), caller).await;
+                    if revoked {
+                        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+                        continue;
+                    }
+                    assert_eq!(status, StatusCode::OK, "{} {path}: {body}", caller.name);
+                    assert_no_foreign_marker(&body, caller, &path);
+                    for commune in ["a", "b"] {
+                        for v in VISIBILITIES {
+                            if !caller.sees.contains(&(commune.to_owned(), v)) {
+                                assert!(
+                                    !body.contains(&dataset_id(commune, v)),
+                                    "{} {path} leaks a dataset",
+                                    caller.name
+                                );
+                            }
+                        }
+                    }
+                    if path == "/api/explore/v2.1/catalog/datasets" {
+                        let json: Value = serde_json::from_str(&body).unwrap();
+                        let got: BTreeSet<String> = json["results"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|d| d["dataset_id"].as_str().unwrap().to_owned())
+                            .collect();
+                        let expected: BTreeSet<String> = caller.sees.iter().map(|(c, v)| dataset_id(c, *v)).collect();
+                        assert_eq!(got, expected, "{}: catalogue", caller.name);
+                        assert_eq!(
+                            json["total_count"].as_u64(),
+                            Some(expected.len() as u64),
+                            "{}: counts leak nothing",
+                            caller.name
+                        );
+                    }
+                }
+                "/api/explore/v2.1/catalog/datasets/{id}"
+                | "/api/explore/v2.1/catalog/datasets/{id}/records"
+                | "/api/explore/v2.1/catalog/datasets/{id}/records/{record_id}"
+                | "/api/explore/v2.1/catalog/datasets/{id}/facets"
+                | "/api/explore/v2.1/catalog/datasets/{id}/exports/{format}" => {
+                    let absent = call(
+                        &base,
+                        &route.path.replace("{id}", "absent").replace("{record_id}", "r1").replace("{format}", "csv"),
+                        caller,
+                    )
+                    .await;
+                    for commune in ["a", "b"] {
+                        for v in VISIBILITIES {
+                            let path = route
+                                .path
+                                .replace("{id}", &dataset_id(commune, v))
+                                .replace("{record_id}", "r1")
+                                .replace("{format}", "csv");
+                            let (status, body) = call(&base, &path, caller).await;
+                            if revoked {
+                                assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+                                continue;
+                            }
+                            if caller.sees.contains(&(commune.to_owned(), v)) {
+                                assert_eq!(status, StatusCode::OK, "{} {path}: {body}", caller.name);
+                            } else {
+                                // Hidden answers exactly like absent.
+                                assert_eq!(status, StatusCode::NOT_FOUND, "{} {path}", caller.name);
+                                assert_eq!(
+                                    body.replace(&dataset_id(commune, v), "absent"),
+                                    absent.1,
+                                    "{} {path}",
+                                    caller.name
+                                );
+                            }
+                            assert_no_foreign_marker(&body, caller, &path);
+                        }
+                    }
+                }
+                "/api/v1/datasets"
+                | "/api/v1/datasets/{id}"
+                | "/api/v1/datasets/{id}/data"
+                | "/api/v1/datasets/{id}/usage" => {
+                    assert_eq!(route.access, Access::Staff, "{} must stay restricted to staff", route.path);
+                    for commune in ["a", "b"] {
+                        for v in VISIBILITIES {
+                            let path = route.path.replace("{id}", &dataset_id(commune, v));
+                            let (status, body) = if route.path.ends_with("/usage") {
+                                call(&base, &path, caller).await
+                            } else {
+                                send(&base, reqwest::Method::PUT, &path, caller, None).await
+                            };
+                            assert!(
+                                !status.is_success() || caller.sees.contains(&(commune.to_owned(), v)),
+                                "{} {path}: {status}",
+                                caller.name
+                            );
+                            assert!(!status.is_server_error(), "{} {path}: {status}", caller.name);
+                            assert_no_foreign_marker(&body, caller, &path);
+                        }
+                    }
+                }
                 path if ingestion::covers(path) => {
                     ingestion::rules(&base, route, caller, &letters, &t.store).await;
                     if caller.token.is_some() || caller.session.is_some() {

@@ -17,6 +17,7 @@ use socle_domain::{
 
 mod accounts;
 pub mod alerts;
+pub mod datasets;
 mod devices;
 pub mod feed;
 pub mod migrate;
@@ -24,6 +25,7 @@ mod notifications;
 pub mod postgres;
 mod postgres_accounts;
 mod postgres_alerts;
+mod postgres_datasets;
 mod postgres_devices;
 mod postgres_notifications;
 pub mod rollup;
@@ -31,6 +33,7 @@ mod rows;
 pub mod sqlite;
 mod sqlite_accounts;
 mod sqlite_alerts;
+mod sqlite_datasets;
 mod sqlite_devices;
 mod sqlite_notifications;
 #[cfg(feature = "testing")]
@@ -42,6 +45,7 @@ pub use alerts::{
     ActionRefusal, AlertAction, AlertChange, AlertEventKind, AlertEventRecord, AlertFilter, AlertRecord, AlertStatus,
     AlertWrite, Alerts, EngineState, ObservationScan, RuleFilter, RuleRecord,
 };
+pub use datasets::{DatasetUsage, Datasets, StoredAttachment, StoredDataset, StoredRecord, UsageKind};
 pub use devices::{
     DeadLetter, DeadLetterFilter, DeviceFilter, DeviceHealth, DeviceRecord, DeviceRoute, Devices, Downlink,
     DownlinkChange, FrameWrite, FramesOutcome, HealthUpdate, NewDeadLetter, NewDevice, NewDownlink,
@@ -84,7 +88,7 @@ pub struct ConsistencyReport {
 /// Everything Socle keeps. Every method that writes several rows does so in
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
-pub trait Store: Accounts + Devices + Alerts + Notifications + Send + Sync + 'static {
+pub trait Store: Accounts + Devices + Alerts + Notifications + Datasets + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

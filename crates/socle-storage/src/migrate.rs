@@ -20,6 +20,7 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 5, name: "downlinks", sql: include_str!("../migrations/sqlite/0005_downlinks.sql") },
     Migration { version: 6, name: "alerts", sql: include_str!("../migrations/sqlite/0006_alerts.sql") },
     Migration { version: 7, name: "notifications", sql: include_str!("../migrations/sqlite/0007_notifications.sql") },
+    Migration { version: 8, name: "open data", sql: include_str!("../migrations/sqlite/0008_opendata.sql") },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -30,6 +31,7 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 5, name: "downlinks", sql: include_str!("../migrations/postgres/0005_downlinks.sql") },
     Migration { version: 6, name: "alerts", sql: include_str!("../migrations/postgres/0006_alerts.sql") },
     Migration { version: 7, name: "notifications", sql: include_str!("../migrations/postgres/0007_notifications.sql") },
+    Migration { version: 8, name: "open data", sql: include_str!("../migrations/postgres/0008_opendata.sql") },
 ];
 
 /// The migrations still to apply, or an error if the database is newer.

@@ -1061,6 +1061,93 @@ async fn notifications_subscriptions_webhooks_and_outbox(t: &TestStore) {
     assert!(s.subscription(sub.id).await.unwrap().is_none());
 }
 
+async fn datasets_records_attachments_and_usage(t: &TestStore) {
+    use socle_storage::{StoredAttachment, StoredDataset, StoredRecord, UsageKind};
+    let s = &t.store;
+    s.upsert_organisation(&org("commune-a", "86001", None, None)).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap();
+    let mut d = StoredDataset {
+        id: "equipements-sportifs".into(),
+        uid: "da_equip1".into(),
+        organisation: OrganisationId::parse("commune-a").unwrap(),
+        visibility: socle_domain::Visibility::Public,
+        shared_with: vec![],
+        metadata: serde_json::json!({"title": "Équipements sportifs"}),
+        fields: serde_json::json!([]),
+        records_count: 0,
+        data_modified_at: None,
+        created_at: at,
+        modified_at: at,
+    };
+    s.put_dataset(&d).await.unwrap();
+    let unknown = StoredDataset {
+        id: "x".into(),
+        uid: "da_x".into(),
+        organisation: OrganisationId::parse("nope").unwrap(),
+        ..d.clone()
+    };
+    assert!(matches!(s.put_dataset(&unknown).await, Err(StoreError::UnknownOrganisation(_))));
+    let record = |row: i64, name: &str| StoredRecord {
+        row,
+        id: format!("r{row}"),
+        data: serde_json::from_value(serde_json::json!({"nom": name, "n": row})).unwrap(),
+    };
+    let records: Vec<StoredRecord> = (1..=1203).map(|i| record(i, &format!("équipement {i}"))).collect();
+    s.replace_records(&d.id, &serde_json::json!([{"name": "nom"}]), &records, at).await.unwrap();
+    let got = s.dataset(&d.id).await.unwrap().unwrap();
+    assert_eq!(got.records_count, 1203);
+    assert_eq!(got.fields, serde_json::json!([{"name": "nom"}]));
+    assert_eq!(got.data_modified_at, Some(at));
+    // Chunks come back in row order and end.
+    let mut after = 0;
+    let mut seen = 0;
+    loop {
+        let chunk = s.records_chunk(&d.id, after, 500).await.unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        assert_eq!(chunk[0].row, after + 1);
+        after = chunk.last().unwrap().row;
+        seen += chunk.len();
+    }
+    assert_eq!(seen, 1203);
+    assert_eq!(s.record(&d.id, "r42").await.unwrap().unwrap().data["nom"], "équipement 42");
+    // Re-upload replaces the data, keeps the dataset and its metadata.
+    s.replace_records(&d.id, &serde_json::json!([]), &[record(1, "piscine")], at).await.unwrap();
+    assert_eq!(s.dataset(&d.id).await.unwrap().unwrap().records_count, 1);
+    assert!(s.record(&d.id, "r42").await.unwrap().is_none());
+    d.metadata = serde_json::json!({"title": "Équipements"});
+    d.visibility = socle_domain::Visibility::Private;
+    d.shared_with = vec![OrganisationId::parse("commune-a").unwrap()];
+    s.put_dataset(&d).await.unwrap();
+    let got = s.dataset(&d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.records_count, got.visibility, got.uid.as_str()),
+        (1, socle_domain::Visibility::Private, "da_equip1")
+    );
+    assert_eq!(got.shared_with, d.shared_with);
+    assert_eq!(s.list_datasets().await.unwrap().len(), 1);
+
+    let pdf = StoredAttachment {
+        name: "notice.pdf".into(),
+        title: "Notice".into(),
+        media_type: "application/pdf".into(),
+        content: b"%PDF-1.7 ...".to_vec(),
+        size: 0,
+        created_at: at,
+    };
+    s.put_attachment(&d.id, &pdf).await.unwrap();
+    let list = s.attachments(&d.id).await.unwrap();
+    assert_eq!((list.len(), list[0].size, list[0].content.len()), (1, 12, 0));
+    assert_eq!(s.attachment(&d.id, "notice.pdf").await.unwrap().unwrap().content, pdf.content);
+
+    s.count_usage(&d.id, UsageKind::View).await.unwrap();
+    s.count_usage(&d.id, UsageKind::ApiCall).await.unwrap();
+    s.count_usage(&d.id, UsageKind::ApiCall).await.unwrap();
+    let u = s.usage(&d.id).await.unwrap();
+    assert_eq!((u.views, u.downloads, u.api_calls), (1, 0, 2));
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1370,6 +1457,7 @@ suite!(
     rules_roundtrip,
     alerts_are_opened_once_and_replays_change_nothing,
     observations_can_be_scanned_by_time,
+    datasets_records_attachments_and_usage,
 );
 
 async fn entities_are_replaced_and_deleted(t: &TestStore) {

@@ -231,6 +231,8 @@ async fn run_demo(demo: DemoRun, shutdown: CancellationToken) -> anyhow::Result<
         let now = Utc::now();
         let territory = socle_demo::setup(&store, now).await.context("creating the demo territory")?;
         crate::demo_accounts::create(&store).await.context("creating the demo accounts")?;
+        let datasets = crate::demo_opendata::create(&store).await.context("creating the demo datasets")?;
+        tracing::info!(datasets, "demo open data ready");
         tracing::info!(entities = territory.entities.len(), "demo territory ready; writing history");
         let report =
             socle_demo::backfill(&store, &territory, now, settings.history_days).await.context("demo history")?;

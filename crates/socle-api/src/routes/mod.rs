@@ -1,7 +1,9 @@
 pub mod admin;
 pub mod alerts;
+pub mod datasets;
 pub mod devices;
 pub mod entities;
+pub mod explore;
 pub mod health;
 pub mod ingest;
 pub mod live;
