@@ -709,6 +709,32 @@ async fn history(app: &App) {
     );
 }
 
+/// A measurement written through NGSI-LD is announced after its commit, as
+/// ingestion's are: live pages (and alert rules, on the same feed) see it.
+async fn measurements_reach_the_live_feed(app: &App) {
+    let mut live = app
+        .http
+        .get(format!("{}/api/v1/live?entity={METER}", app.base))
+        .bearer_auth(&app.writer_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let patch = json!({"consumption": {"type": "Property", "value": 7.5, "unitCode": "KWH", "observedAt": "2026-01-07T00:00:00Z"}});
+    let a = app.call(Method::PATCH, &format!("/entities/{METER}/attrs"), Some(&app.writer_a), Some(patch)).await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    let mut text = String::new();
+    while !(text.contains("event: observations") && text.contains("7.5")) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), live.chunk())
+            .await
+            .expect("the NGSI-LD measurement on the live feed within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(METER), "{text}");
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $(
@@ -722,4 +748,12 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(reading_socle_entities, querying, writing, batches, discovery, history);
+both_backends!(
+    reading_socle_entities,
+    querying,
+    writing,
+    batches,
+    discovery,
+    history,
+    measurements_reach_the_live_feed
+);

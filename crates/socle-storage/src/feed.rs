@@ -1,6 +1,6 @@
 //! What was just committed, for the parts of Socle that react to new data.
 //!
-//! Writers (the ingestion pipeline, the demo generator, later the NGSI-LD API)
+//! Writers (the ingestion pipeline, the demo generator, the NGSI-LD API)
 //! publish the observations of a transaction *after* it commits, so a consumer
 //! never sees data that could still be rolled back. Two kinds of consumers:
 //!

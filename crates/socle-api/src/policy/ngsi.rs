@@ -22,6 +22,8 @@ pub struct NgsiScoped {
     store: DynStore,
     caller: Caller,
     tenant: Option<OrganisationId>,
+    /// Where committed measurements are announced (alert rules, live pages), as ingestion does.
+    feed: socle_storage::CommitFeed,
 }
 
 /// Storage failures in the NGSI-LD error shape; causes go to the log only.
@@ -52,7 +54,12 @@ impl AppState {
                 Some(id)
             }
         };
-        Ok(NgsiScoped { store: self.store.clone(), caller: caller.clone(), tenant })
+        Ok(NgsiScoped {
+            store: self.store.clone(),
+            caller: caller.clone(),
+            tenant,
+            feed: self.ingestion.feed().clone(),
+        })
     }
 }
 
@@ -142,6 +149,9 @@ impl NgsiScoped {
         self.store.replace_entities(entities).await.map_err(ngsi_store_error)?;
         if !observations.is_empty() {
             self.store.write_observations(observations).await.map_err(ngsi_store_error)?;
+            // After the commit: rules and live pages see NGSI-LD measurements
+            // like those that came through ingestion.
+            self.feed.publish(observations.to_vec()).await;
         }
         Ok(())
     }
