@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use socle_opendata::schema::FieldType;
 use socle_opendata::table_schema::TableSchema;
 use socle_storage::StoredRecord;
 
+use super::devices::read_small;
 use crate::i18n::Lang;
 use crate::policy::{Caller, DatasetError};
 use crate::problem::Problem;
@@ -91,10 +92,12 @@ fn bad(lang: Lang, fr: String, en: String) -> Problem {
     Problem::bad_request(lang, "invalid-dataset", fr, en)
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(lang: Lang, body: Body) -> ApiResult<T> {
-    let bytes = to_bytes(body, 1024 * 1024)
-        .await
-        .map_err(|_| bad(lang, "Corps trop grand.".into(), "Body too large.".into()))?;
+/// Largest dataset description (metadata, visibility) taken.
+const MAX_METADATA_BYTES: usize = 1024 * 1024;
+
+async fn read_json<T: serde::de::DeserializeOwned>(lang: Lang, headers: &HeaderMap, body: Body) -> ApiResult<T> {
+    let what = ("Une description de jeu de données", "A dataset description");
+    let bytes = read_small(lang, headers, body, MAX_METADATA_BYTES, what).await?;
     serde_json::from_slice(&bytes).map_err(|e| bad(lang, format!("JSON invalide : {e}"), format!("Invalid JSON: {e}")))
 }
 
@@ -104,9 +107,10 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     lang: Lang,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<JsonValue>)> {
-    let new: NewDataset = read_json(lang, body).await?;
+    let new: NewDataset = read_json(lang, &headers, body).await?;
     let id = DatasetId::parse(&new.id).map_err(|e| bad(lang, e.to_string(), e.to_string()))?;
     new.metadata.validate().map_err(|e| bad(lang, "Le titre est obligatoire.".into(), e.to_string()))?;
     let organisation = OrganisationId::parse(&new.organisation)
@@ -128,9 +132,10 @@ pub async fn update(
     caller: Caller,
     lang: Lang,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    let edit: DatasetEdit = read_json(lang, body).await?;
+    let edit: DatasetEdit = read_json(lang, &headers, body).await?;
     edit.metadata.validate().map_err(|e| bad(lang, "Le titre est obligatoire.".into(), e.to_string()))?;
     let scoped = state.scoped(&caller);
     let d = scoped.managed_dataset(&id).await.map_err(|e| problem(lang, e, &id))?;
@@ -194,9 +199,7 @@ pub async fn upload(
             None => return Err(bad(lang, format!("Type invalide : {pair}"), format!("Invalid type: {pair}")).into()),
         };
     }
-    let bytes = to_bytes(body, MAX_UPLOAD_BYTES).await.map_err(|_| {
-        bad(lang, "Fichier trop grand (64 Mo au plus).".into(), "File too large (64 MB at most).".into())
-    })?;
+    let bytes = read_small(lang, &headers, body, MAX_UPLOAD_BYTES, ("Un fichier", "A file")).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     // A dataset with a Table Schema takes only files that satisfy it: the answer lists
     // every problem by row and column.
