@@ -37,7 +37,7 @@ use crate::Limits;
 mod alerts;
 mod hypervisor;
 mod ingestion;
-pub use alerts::{AlertError, AlertQuery, AlertView, AlertWiring, MAX_SCANNED_ALERTS};
+pub use alerts::{AlertError, AlertQuery, AlertView, AlertWiring};
 pub use hypervisor::LiveFeed;
 mod ngsi;
 mod notifications;

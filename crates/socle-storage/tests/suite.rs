@@ -477,7 +477,7 @@ async fn audience_filter_matches_the_policy_rule(t: &TestStore) {
     }
     s.upsert_entities(&all).await.unwrap();
     let ids = |names: &[&str]| names.iter().map(|n| OrganisationId::parse(n).unwrap()).collect::<Vec<_>>();
-    let audiences = [
+    let audiences = vec![
         Audience::Public,
         Audience::Members(Reach {
             full: ids(&["commune-a"]),
@@ -493,7 +493,7 @@ async fn audience_filter_matches_the_policy_rule(t: &TestStore) {
         Audience::Members(Reach { full: ids(&["partner"]), internal: ids(&["partner"]), partner: ids(&["partner"]) }),
         Audience::System,
     ];
-    for audience in audiences {
+    for audience in audiences.clone() {
         let page = s
             .query_entities(&EntityFilter { audience: audience.clone(), limit: 1000, ..Default::default() })
             .await
@@ -517,6 +517,45 @@ async fn audience_filter_matches_the_policy_rule(t: &TestStore) {
     let shared = s.entity(&all[7].id).await.unwrap().unwrap();
     assert_eq!(shared.shared_with, ids(&["partner"]));
     assert_eq!(shared.visibility, Visibility::Public);
+
+    // Alerts follow their entity, never public: the alert of a public entity is
+    // seen as an internal one, that of a deleted entity as a private one.
+    let t0 = at("2026-03-01T10:00:00Z");
+    let writes: Vec<_> = all.iter().map(|e| open_write("r1", e, t0)).collect();
+    assert_eq!(s.record_transitions(&writes, None).await.unwrap().len(), all.len());
+    let gone = all[5].clone(); // the syndicate's meter shared with the partner
+    assert!(s.delete_entity(&gone.id).await.unwrap());
+    let rule_of = |e: &Entity| {
+        let visibility = if e.id == gone.id {
+            Visibility::Private
+        } else if e.visibility == Visibility::Public {
+            Visibility::Internal
+        } else {
+            e.visibility
+        };
+        (visibility, if e.id == gone.id { Vec::new() } else { e.shared_with.clone() })
+    };
+    let mut stored = Vec::new();
+    for e in &all {
+        stored.push(s.entity(&e.id).await.unwrap().unwrap_or_else(|| gone.clone()));
+    }
+    for audience in audiences {
+        let page = s
+            .list_alerts(&AlertFilter { audience: Some(audience.clone()), limit: 1000, ..Default::default() })
+            .await
+            .unwrap();
+        let got: HashSet<_> = page.items.iter().map(|a| a.entity.clone()).collect();
+        let expected: HashSet<_> = stored
+            .iter()
+            .filter(|e| {
+                let (visibility, shared) = rule_of(e);
+                !matches!(audience, Audience::Public) && audience.can_see(&e.organisation, visibility, &shared)
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(got, expected, "alerts seen by {audience:?}");
+        assert_eq!(page.total as usize, got.len(), "the count obeys the same filter");
+    }
 }
 
 async fn accounts_tokens_and_audit(t: &TestStore) {
@@ -1390,7 +1429,8 @@ async fn alerts_are_opened_once_and_replays_change_nothing(t: &TestStore) {
     assert_eq!(s.list_alerts(&open_in_b).await.unwrap().total, 1);
     let low = AlertFilter { severities: Some(vec!["low".into()]), limit: 100, ..Default::default() };
     assert_eq!(s.list_alerts(&low).await.unwrap().total, 0);
-    let by_type = AlertFilter { entity_type: Some("SmartMeteringObservation".into()), limit: 1, ..Default::default() };
+    let by_type =
+        AlertFilter { entity_types: Some(vec!["SmartMeteringObservation".into()]), limit: 1, ..Default::default() };
     let page = s.list_alerts(&by_type).await.unwrap();
     assert_eq!((page.total, page.items.len()), (4, 1));
 }

@@ -280,6 +280,30 @@ fn the_hypervisor_in_chromium() {
                     );
                 }
                 "prestataire" => b.visit("/tableaux/eclairage", &format!("{role}-02-tableau-eclairage")).await,
+                "admin-commune" => {
+                    b.visit("/tableaux/batiments", &format!("{role}-02-tableau-batiments")).await;
+                    // The rule editor's form: only the chosen kind's fields are shown, and
+                    // they follow the choice.
+                    b.visit("/regles/nouvelle?type=occupancy", &format!("{role}-02b-regle-formulaire")).await;
+                    let shown = "return [...document.querySelectorAll('.rule-kind')].filter(f => !f.hidden).map(f => f.dataset.genre)";
+                    assert_eq!(b.js(shown).await, json!(["occupancy"]));
+                    b.client.find(Locator::Id("genre")).await.unwrap().select_by_value("fill").await.unwrap();
+                    assert_eq!(b.js(shown).await, json!(["fill"]));
+                    b.client
+                        .find(Locator::Css("#regle-formulaire button[value=apercu]"))
+                        .await
+                        .unwrap()
+                        .click()
+                        .await
+                        .unwrap();
+                    b.until(
+                        "the preview of the form's rule",
+                        Duration::from_secs(60),
+                        "return document.body.textContent.includes('aurait ouvert')",
+                    )
+                    .await;
+                    b.settle(&format!("{role}-02c-regle-apercu")).await;
+                }
                 _ => b.visit("/tableaux/batiments", &format!("{role}-02-tableau-batiments")).await,
             }
             b.visit("/compte", &format!("{role}-03-compte")).await;

@@ -29,6 +29,7 @@ pub mod assets;
 pub mod dashboards;
 pub mod hypervisor;
 pub mod layers;
+pub mod rule_form;
 pub mod texts;
 pub mod words;
 use texts::Texts;

@@ -4,6 +4,7 @@ import { initMap } from "./map.js";
 import { initChart } from "./chart.js";
 import { initLiveAlerts, initLiveValues } from "./live.js";
 import { initPush } from "./push.js";
+import { initRuleForm } from "./rules.js";
 
 function boot() {
   const map = document.getElementById("carte");
@@ -13,6 +14,7 @@ function boot() {
   initLiveValues(document);
   initPush(document);
   initLiveAlerts(document);
+  initRuleForm(document);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
