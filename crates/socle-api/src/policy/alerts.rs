@@ -64,18 +64,25 @@ impl AppState {
 }
 
 /// Why an alerting operation did not happen.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AlertError {
     /// Absent, or hidden from the caller.
+    #[error("no such alert or rule")]
     NotFound,
     /// Visible, but the caller may not do this.
+    #[error("not allowed")]
     Forbidden,
     /// The request cannot be carried out as it is (a rule that does not validate…).
+    #[error("invalid: {0}")]
     Invalid(String),
     /// Resolved alerts only take comments.
+    #[error("the alert is resolved")]
     Resolved,
     /// The preview could not run.
+    #[error("the preview failed: {0}")]
     Preview(String),
+    // Not `#[from]`: an unknown organisation or user is the request's fault.
+    #[error("storage: {0}")]
     Store(StoreError),
 }
 
