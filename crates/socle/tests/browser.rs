@@ -485,6 +485,14 @@ fn the_open_data_portal_in_chromium() {
         let text = b.js("return document.querySelector('main').innerText").await;
         assert!(!text.as_str().unwrap_or_default().contains("Interventions techniques"), "the private one is not");
 
+        // Every public dataset of the demo has a page that passes axe-core, its map drawn when it has one.
+        for id in ["taux-de-remplissage-des-conteneurs", "subventions-associations-2025", "parcs-et-jardins"] {
+            b.visit(&format!("/donnees/{id}"), &format!("portail-01-{id}")).await;
+            let svg = b.js("return document.querySelector('.portal-chart svg') !== null").await;
+            assert_eq!(svg, Value::Bool(true), "{id}: a chart by default");
+        }
+        b.visit("/donnees", "portail-01-catalogue-retour").await;
+
         // Search.
         b.client.find(Locator::Id("recherche")).await.unwrap().send_keys("sportifs").await.unwrap();
         b.client.find(Locator::Css("form.catalogue button[type=submit]")).await.unwrap().click().await.unwrap();

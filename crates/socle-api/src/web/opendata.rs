@@ -688,13 +688,15 @@ pub async fn catalogue_page(
         .take(DATASETS_PER_PAGE)
         .map(|d| {
             let s = d.get();
+            // Metadata or data, whichever changed last.
+            let last_change = s.data_modified_at.map_or(s.modified_at, |t| t.max(s.modified_at));
             DatasetCard {
                 href: format!("/donnees/{}", urlencode(&s.id)),
                 title: title_of(d),
                 publisher: meta_text(d, "publisher").unwrap_or_else(|| s.organisation.to_string()),
                 licence: licence_of(d).label(),
-                modified: date(s.data_modified_at.unwrap_or(s.modified_at).max(s.modified_at), lang),
-                modified_iso: s.modified_at.to_rfc3339(),
+                modified: date(last_change, lang),
+                modified_iso: last_change.to_rfc3339(),
                 records: if is_live(d) { w.live.to_owned() } else { chart::number(s.records_count as f64, lang) },
                 restricted: s.visibility != Visibility::Public,
                 themes: meta_list(d, "themes"),

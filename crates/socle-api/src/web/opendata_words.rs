@@ -25,6 +25,7 @@ pub struct PortalWords {
     pub restricted_notice: &'static str,
 
     pub back_to_catalogue: &'static str,
+    pub on_this_page: &'static str,
     pub description: &'static str,
     pub about: &'static str,
     pub themes: &'static str,
@@ -135,6 +136,7 @@ pub const FR: PortalWords = PortalWords {
     restricted_notice: "Ce jeu de données n'est pas public : seuls les membres autorisés le voient.",
 
     back_to_catalogue: "Tous les jeux de données",
+    on_this_page: "Sur cette page",
     description: "Description",
     about: "Informations",
     themes: "Thèmes",
@@ -248,6 +250,7 @@ pub const EN: PortalWords = PortalWords {
     restricted_notice: "This dataset is not public: only authorised members see it.",
 
     back_to_catalogue: "All datasets",
+    on_this_page: "On this page",
     description: "Description",
     about: "About",
     themes: "Themes",
