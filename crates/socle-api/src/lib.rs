@@ -243,6 +243,10 @@ pub fn route_table() -> Vec<RouteSpec> {
         page("/tableaux", GET, Access::Open, get(web::hypervisor::dashboards_index)),
         page("/tableaux/{domaine}", GET, Access::Open, get(web::hypervisor::dashboard_page)),
         page("/elu", GET, Access::Open, get(web::hypervisor::elected_page)),
+        // The open-data portal.
+        page("/donnees", GET, Access::Open, get(web::opendata::catalogue_page)),
+        page("/donnees/{id}", GET, Access::Open, get(web::opendata::dataset_page)),
+        page("/donnees/{id}/widget/{kind}", GET, Access::Open, get(web::opendata::widget)),
         // Alerts and rules: members of the organisations concerned (policy/alerts.rs).
         page("/alertes", GET, Access::Member, get(web::alerts::alerts_page)),
         page("/alertes/{id}", GET, Access::Member, get(web::alerts::alert_page)),

@@ -943,6 +943,48 @@ async fn web_rules(base: &str, path: &str, caller: &Caller, callers: &[Caller], 
             alerting::assert_no_foreign_alert(&body, caller, &page);
             assert_no_foreign_marker(&body, caller, &page);
         }
+        "/donnees" => {
+            let (status, body) = call(base, path, caller).await;
+            expect(status, StatusCode::OK, path);
+            for (c, v) in &caller.sees {
+                assert!(body.contains(&marker(c, *v)), "{name}: the catalogue lists {}", marker(c, *v));
+            }
+            for commune in ["a", "b"] {
+                for v in VISIBILITIES {
+                    if !caller.sees.contains(&(commune.to_owned(), v)) {
+                        assert!(!body.contains(&dataset_id(commune, v)), "{name}: the catalogue leaks a dataset");
+                    }
+                }
+            }
+            assert_no_foreign_marker(&body, caller, path);
+            // A search and a facet never widen what is listed.
+            let (status, body) = call(base, "/donnees?q=jeu&producteur=x&licence=etalab-2.0", caller).await;
+            expect(status, StatusCode::OK, "catalogue search");
+            assert_no_foreign_marker(&body, caller, path);
+        }
+        "/donnees/{id}" | "/donnees/{id}/widget/{kind}" => {
+            let widget = path.ends_with("{kind}");
+            for commune in ["a", "b"] {
+                for v in VISIBILITIES {
+                    let id = dataset_id(commune, v);
+                    for kind in if widget { &["table", "chart"][..] } else { &[""][..] } {
+                        let page = path.replace("{id}", &id).replace("{kind}", kind) + "?where=true";
+                        let (status, body) = call(base, &page, caller).await;
+                        // Widgets are framed by other sites: public datasets only, whoever asks.
+                        let visible = if widget {
+                            v == Visibility::Public
+                        } else {
+                            caller.sees.contains(&(commune.to_owned(), v))
+                        };
+                        expect(status, if visible { StatusCode::OK } else { StatusCode::NOT_FOUND }, &page);
+                        assert_no_foreign_marker(&body, caller, &page);
+                        assert!(visible || !body.contains(&id), "{name}: {page} names the hidden dataset");
+                    }
+                }
+            }
+            let absent = path.replace("{id}", "absent").replace("{kind}", "table");
+            expect(call(base, &absent, caller).await.0, StatusCode::NOT_FOUND, &absent);
+        }
         "/manifest.webmanifest" | "/sw.js" | "/icone.svg" => {
             let (status, body) = call(base, path, caller).await;
             expect(status, StatusCode::OK, path);
