@@ -1,15 +1,18 @@
 //! NGSI-LD notifications exactly once through a crash: a real `socle serve`
 //! with a loopback receiver; a subscription; a stream of updates through the
-//! NGSI-LD API; `socle serve` killed with SIGKILL right after a burst (changes
-//! committed but perhaps not matched, notifications matched but perhaps not
-//! sent), started again; the receiver down for a while, then back. Every
-//! change must reach the receiver, under one notification id per change:
-//! re-sends of an id are allowed (a receiver drops them), a second id for the
-//! same change is not. Both backends.
+//! NGSI-LD API. Then the receiver stalls (it records a notification but
+//! answers after Socle's timeout, so Socle sends it again), `socle serve` is
+//! killed with SIGKILL while those retries are pending, changes are committed
+//! while it is down (committed, never announced: what a crash between commit
+//! and matching leaves), it is started again with the receiver down, and the
+//! receiver comes back. Every change must reach the receiver under one
+//! notification id per change: re-sends of an id happen (a receiver drops
+//! them), a second id for the same change must not. Both backends.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,8 +20,8 @@ use chrono::Utc;
 use common::{socle, Running};
 use serde_json::{json, Value};
 use socle_domain::{
-    ApiToken, Email, Entity, EntityId, EntityType, NewOrganisation, OfficialCode, OrganisationId, OrganisationKind,
-    Role, TokenKind, TokenScope,
+    ApiToken, AttributeName, Email, Entity, EntityId, EntityType, NewOrganisation, Observation, ObservedValue,
+    OfficialCode, OrganisationId, OrganisationKind, Role, TokenKind, TokenScope,
 };
 use socle_storage::testing::TestStore;
 use socle_storage::{DynStore, StorageConfig};
@@ -84,11 +87,12 @@ fn start(t: &TestStore) -> (Running, String) {
 /// Notifications received: (notification id, filling level notified).
 type Seen = Arc<Mutex<Vec<(String, f64)>>>;
 
-/// A loopback receiver answering 204 to every complete request.
-async fn receiver(listener: tokio::net::TcpListener, seen: Seen) {
+/// A loopback receiver answering 204 to every complete request; while
+/// `stall` is set it answers only after Socle has given up waiting.
+async fn receiver(listener: tokio::net::TcpListener, seen: Seen, stall: Arc<AtomicBool>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else { return };
-        let seen = seen.clone();
+        let (seen, stall) = (seen.clone(), stall.clone());
         tokio::spawn(async move {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 8192];
@@ -112,6 +116,9 @@ async fn receiver(listener: tokio::net::TcpListener, seen: Seen) {
                 let id = body["id"].as_str().unwrap_or_default().to_owned();
                 let level = body["data"][0]["fillingLevel"]["value"].as_f64().unwrap_or(f64::NAN);
                 seen.lock().unwrap().push((id, level));
+                if stall.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
                 let _ = sock.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
                 return;
             }
@@ -139,8 +146,9 @@ async fn scenario(t: TestStore) {
     let token = prepare(&t.store).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let seen: Seen = Arc::default();
+    let stall = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let mut server = tokio::spawn(receiver(listener, seen.clone()));
+    let mut server = tokio::spawn(receiver(listener, seen.clone(), stall.clone()));
 
     let (mut app, base) = start(&t);
     let http = reqwest::Client::new();
@@ -161,22 +169,49 @@ async fn scenario(t: TestStore) {
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
 
-    // A first stream, then a burst and SIGKILL right after it.
+    // A first stream, delivered as it comes.
     let mut sent = 0u32;
     for _ in 0..10 {
         sent += 1;
         update(&http, &base, &token, sent).await;
     }
-    for _ in 0..10 {
+    // The receiver stalls: it gets each notification, Socle times out and will send it again.
+    stall.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
         sent += 1;
         update(&http, &base, &token, sent).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = t.store.list_ngsi_notifications(Some("urn:ngsi-ld:Subscription:collecte"), 1000).await.unwrap();
+        if rows.iter().filter(|r| r.last_error.is_some() && r.delivered_at.is_none()).count() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "timed-out attempts were expected: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.kill9();
     let delivered_before_kill = seen.lock().unwrap().len();
 
+    // Committed while Socle is down, never announced on its feed: only the catch-up can find them.
+    for _ in 0..5 {
+        sent += 1;
+        let o = Observation {
+            entity: EntityId::parse(BIN).unwrap(),
+            attribute: AttributeName::parse("fillingLevel").unwrap(),
+            observed_at: Utc::now(),
+            value: ObservedValue::number(f64::from(sent) / 100.0).unwrap(),
+            unit_code: None,
+        };
+        t.store.write_observations(&[o]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
     // Restarted with the receiver down: the next notifications fail and wait.
     server.abort();
     let _ = (&mut server).await;
+    stall.store(false, Ordering::SeqCst);
+    let restarted_at = Utc::now();
     let (app2, base) = start(&t);
     for _ in 0..10 {
         sent += 1;
@@ -185,15 +220,15 @@ async fn scenario(t: TestStore) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let rows = t.store.list_ngsi_notifications(Some("urn:ngsi-ld:Subscription:collecte"), 1000).await.unwrap();
-        if rows.iter().any(|r| r.last_error.is_some() && r.delivered_at.is_none()) {
+        if rows.iter().any(|r| r.created_at > restarted_at && r.last_error.is_some() && r.delivered_at.is_none()) {
             break;
         }
-        assert!(Instant::now() < deadline, "a failed attempt was expected while the receiver is down: {rows:?}");
+        assert!(Instant::now() < deadline, "a refused attempt was expected while the receiver is down: {rows:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The receiver comes back; a last stream.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let server = tokio::spawn(receiver(listener, seen.clone()));
+    let server = tokio::spawn(receiver(listener, seen.clone(), stall.clone()));
     for _ in 0..10 {
         sent += 1;
         update(&http, &base, &token, sent).await;
@@ -226,6 +261,7 @@ async fn scenario(t: TestStore) {
     assert_eq!(rows.len(), sent as usize, "one outbox row per change");
     assert!(rows.iter().all(|r| r.delivered_at.is_some()), "all delivered");
     let copies = seen.len() - by_id.len();
+    assert!(copies >= 2, "the stalled notifications were sent again, under the same id");
     eprintln!(
         "{} notifications for {sent} changes ({copies} re-sent copies, {delivered_before_kill} delivered before SIGKILL)",
         seen.len()
