@@ -168,6 +168,7 @@ fn assert_error(a: &Answer, status: u16, kind: &str) {
 fn subscription(uri: &str) -> Value {
     json!({
         "type": "Subscription",
+        "subscriptionName": "Collecte nord",
         "description": "Conteneurs presque pleins",
         "entities": [{"type": "WasteContainer"}],
         "watchedAttributes": ["fillingLevel"],
@@ -196,6 +197,10 @@ async fn crud_and_errors(app: &App) {
     assert_eq!(got.body["status"], "active");
     assert_eq!(got.body["isActive"], true);
     assert_eq!(got.body["q"], "fillingLevel>0.8");
+    assert_eq!(got.body["subscriptionName"], "Collecte nord");
+    assert_eq!(got.body["description"], "Conteneurs presque pleins");
+    assert_eq!(got.body["entities"], json!([{"type": "WasteContainer"}]));
+    assert_eq!(got.body["watchedAttributes"], json!(["fillingLevel"]));
     assert_eq!(got.body["notification"]["format"], "normalized");
     assert_eq!(got.body["notification"]["timesSent"], 0);
     assert_eq!(got.body["notification"]["status"], "ok");

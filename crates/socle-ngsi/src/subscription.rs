@@ -126,6 +126,8 @@ pub struct GeoQSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
     pub id: String,
+    #[serde(default, rename = "subscriptionName", skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -293,7 +295,6 @@ impl Subscription {
             "notification",
             "status",
             "jsonldContext",
-            "lang",
         ];
         known.sort_unstable();
         if let Some(k) = o.keys().find(|k| known.binary_search(&k.as_str()).is_err()) {
@@ -310,6 +311,16 @@ impl Subscription {
                     return Err(bad(format!("description holds at most {MAX_DESCRIPTION} characters")));
                 }
                 Some(d)
+            }
+        };
+        let name = match o.get("subscriptionName") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let n = string(v, "subscriptionName")?;
+                if n.chars().count() > 200 {
+                    return Err(bad("subscriptionName holds at most 200 characters"));
+                }
+                Some(n)
             }
         };
         let entities = match o.get("entities") {
@@ -367,6 +378,7 @@ impl Subscription {
         }
         let s = Self {
             id,
+            name,
             description,
             entities,
             watched_attributes: watched_attributes.unwrap_or_default(),
