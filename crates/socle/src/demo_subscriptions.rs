@@ -59,3 +59,42 @@ pub async fn create(store: &DynStore, broker: Option<(&str, u16)>) -> anyhow::Re
     println!("Abonnement NGSI-LD de démo / demo NGSI-LD subscription: mqtt://{host}:{port}/{DEMO_TOPIC}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socle_domain::{Attribute, AttributeName, EntityFilter, EntityType};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_subscription_watches_full_containers_of_saint_aubin() {
+        let t = socle_storage::testing::TestStore::sqlite().await;
+        let store = t.store.clone();
+        socle_demo::setup(&store, Utc::now()).await.unwrap();
+        crate::demo_accounts::create(&store).await.unwrap();
+        create(&store, None).await.unwrap();
+        assert!(store.list_ngsi_subscriptions(None).await.unwrap().is_empty(), "no broker, no subscription");
+        create(&store, Some(("127.0.0.1", 1883))).await.unwrap();
+        create(&store, Some(("127.0.0.1", 1883))).await.unwrap(); // a restart keeps the stored one
+        let stored = store.list_ngsi_subscriptions(None).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].organisation.as_str(), ORGANISATION);
+        let sub: Subscription = serde_json::from_value(stored[0].spec.clone()).unwrap();
+        assert_eq!(sub.notification.endpoint.uri, format!("mqtt://127.0.0.1:1883/{DEMO_TOPIC}"));
+        // It selects the demo's containers once they pass 80 %.
+        let compiled = sub.compile().unwrap();
+        let filter = EntityFilter {
+            audience: socle_domain::Audience::System,
+            organisations: Some(vec![OrganisationId::parse(ORGANISATION).unwrap()]),
+            entity_type: Some(EntityType::parse("WasteContainer").unwrap()),
+            bbox: None,
+            limit: 10,
+            offset: 0,
+        };
+        let mut bin = store.query_entities(&filter).await.unwrap().items.remove(0);
+        let level = AttributeName::parse("fillingLevel").unwrap();
+        bin.attributes.insert(level.clone(), Attribute::property(0.93));
+        assert!(compiled.selects(&bin) && compiled.watches(&["fillingLevel"]));
+        bin.attributes.insert(level, Attribute::property(0.4));
+        assert!(!compiled.selects(&bin));
+    }
+}
