@@ -583,6 +583,43 @@ async fn periodic_notifications(app: &App) {
     assert_ne!(seen[0].1["id"], seen[1].1["id"], "one notification per period");
 }
 
+async fn throttling_expiry_and_triggers(app: &App) {
+    let (url, got) = receiver().await;
+    let post = |body: Value| app.call(Method::POST, "/subscriptions", Some(&app.writer_a), Some(body));
+    // At most one notification an hour.
+    let mut throttled = subscription(&url);
+    throttled["throttling"] = json!(3600);
+    throttled["notification"]["endpoint"]["receiverInfo"] = json!([{"key": "X-Collecte", "value": "throttled"}]);
+    assert_eq!(post(throttled).await.status, 201);
+    // Expires in a second.
+    let mut expiring = subscription(&url);
+    expiring["expiresAt"] = json!((Utc::now() + Duration::seconds(1)).to_rfc3339());
+    expiring["notification"]["endpoint"]["receiverInfo"] = json!([{"key": "X-Collecte", "value": "expiring"}]);
+    let a = post(expiring).await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    let expiring_id =
+        a.headers["location"].to_str().unwrap().trim_start_matches("/ngsi-ld/v1/subscriptions/").to_owned();
+    // Only about deletions: measurements do not trigger it.
+    let mut deletions = subscription(&url);
+    deletions["notificationTrigger"] = json!(["entityDeleted"]);
+    deletions["notification"]["endpoint"]["receiverInfo"] = json!([{"key": "X-Collecte", "value": "deletions"}]);
+    assert_eq!(post(deletions).await.status, 201);
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    let expired = app.call(Method::GET, &format!("/subscriptions/{expiring_id}"), Some(&app.writer_a), None).await;
+    assert_eq!(expired.body["status"], "expired");
+
+    let t0 = Utc::now();
+    app.fill(BIN, 0.9, &t0.to_rfc3339()).await;
+    app.fill(BIN, 0.95, &(t0 + Duration::seconds(1)).to_rfc3339()).await;
+    app.matcher.flush().await.unwrap();
+    wait_for("the first notification", || (!got.lock().unwrap().is_empty()).then_some(())).await;
+    tokio::time::sleep(StdDuration::from_millis(800)).await;
+    let seen = got.lock().unwrap().clone();
+    let who: Vec<&str> = seen.iter().map(|(h, _)| h["x-collecte"].to_str().unwrap()).collect();
+    assert_eq!(who, vec!["throttled"], "one notification in the throttling period; none expired or for deletions");
+    assert_eq!(seen[0].1["data"][0]["fillingLevel"]["value"], 0.9);
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $(
@@ -596,4 +633,10 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(crud_and_errors, notifications_over_http, notifications_over_mqtt, periodic_notifications);
+both_backends!(
+    crud_and_errors,
+    notifications_over_http,
+    notifications_over_mqtt,
+    periodic_notifications,
+    throttling_expiry_and_triggers,
+);

@@ -813,6 +813,17 @@ mod tests {
     }
 
     #[test]
+    fn triggers_other_than_updates_ignore_measurements() {
+        let mut b = base();
+        b["notificationTrigger"] = json!(["entityDeleted", "entityCreated"]);
+        assert!(!sub(b.clone()).unwrap().compile().unwrap().watches(&["fillingLevel"]));
+        b["notificationTrigger"] = json!(["attributeUpdated"]);
+        assert!(sub(b.clone()).unwrap().compile().unwrap().watches(&["fillingLevel"]));
+        b["notificationTrigger"] = json!(["attributeRenamed"]);
+        assert!(sub(b).is_err());
+    }
+
+    #[test]
     fn patch_merges_the_endpoint_and_keeps_the_rest() {
         let s = sub(base()).unwrap();
         let p = s
