@@ -209,12 +209,24 @@ impl Matcher {
     }
 
     async fn on_batch(&mut self, batch: &[Observation]) {
-        if let Err(e) = self.on_observations(batch, false).await {
-            // Committed data stays in storage: the next start replays it from the watermark.
-            tracing::warn!(error = %e, "NGSI-LD subscriptions could not match a batch; it will be replayed after a restart");
-            return;
+        // A storage hiccup (a PostgreSQL restart) should not cost notifications: try a
+        // few times, holding the feed back meanwhile, as a reliable consumer may.
+        for attempt in 1..=3u32 {
+            match self.on_observations(batch, false).await {
+                Ok(()) => {
+                    self.save_watermark(false).await;
+                    return;
+                }
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(error = %e, attempt, "NGSI-LD subscriptions could not match a batch; trying again");
+                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    // Committed data stays in storage: the next start reads it again (within the margin).
+                    tracing::error!(error = %e, "NGSI-LD subscriptions could not match a batch; it is read again at the next start");
+                }
+            }
         }
-        self.save_watermark(false).await;
     }
 
     async fn on_tick(&mut self) {
@@ -287,10 +299,6 @@ impl Matcher {
     /// Matches observations (a committed batch, or stored ones read again after a restart).
     async fn on_observations(&mut self, batch: &[Observation], replay: bool) -> Result<(), SubscriptionsError> {
         let now = Utc::now();
-        if let Some(newest) = batch.iter().map(|o| o.observed_at).max() {
-            let newest = newest.min(now);
-            self.watermark = Some(self.watermark.map_or(newest, |w| w.max(newest)));
-        }
         self.reload().await?;
         let active: Vec<Arc<Loaded>> = self
             .subs
@@ -299,6 +307,7 @@ impl Matcher {
             .cloned()
             .collect();
         if active.is_empty() {
+            self.advance_watermark(batch, now);
             return Ok(());
         }
         // Per entity, per instant: the observations. One notification per
@@ -309,6 +318,8 @@ impl Matcher {
             changes.entry(&o.entity).or_default().entry(o.observed_at).or_default().push(o);
         }
         let mut rows = Vec::new();
+        // Subscriptions notified by this batch: throttling counts them once the rows are stored.
+        let mut written: BTreeSet<String> = BTreeSet::new();
         for (entity_id, instants) in changes {
             let all: BTreeSet<&str> = instants.values().flatten().map(|o| o.attribute.as_str()).collect();
             let all: Vec<&str> = all.into_iter().collect();
@@ -336,7 +347,8 @@ impl Matcher {
                     // notification written, on the values of that instant, even
                     // when newer ones were committed before the match.
                     let changed = as_of(&entity, observations);
-                    if !l.compiled.selects(&changed) || self.throttled(l, now) {
+                    let throttled_here = l.sub.throttling.is_some() && written.contains(&l.stored.id);
+                    if !l.compiled.selects(&changed) || throttled_here || self.throttled(l, now) {
                         continue;
                     }
                     let id = notification_id(&format!(
@@ -353,11 +365,24 @@ impl Matcher {
                         body: notification_body(&urn, &l.stored.id, now, vec![l.compiled.render(&changed)]),
                         due_at: now,
                     });
-                    self.last_written.insert(l.stored.id.clone(), now);
+                    written.insert(l.stored.id.clone());
                 }
             }
         }
-        self.enqueue(&rows).await
+        self.enqueue(&rows).await?;
+        for id in written {
+            self.last_written.insert(id, now);
+        }
+        // Only once its notifications are stored: a batch that failed is read again after a restart.
+        self.advance_watermark(batch, now);
+        Ok(())
+    }
+
+    fn advance_watermark(&mut self, batch: &[Observation], now: DateTime<Utc>) {
+        if let Some(newest) = batch.iter().map(|o| o.observed_at).max() {
+            let newest = newest.min(now);
+            self.watermark = Some(self.watermark.map_or(newest, |w| w.max(newest)));
+        }
     }
 
     async fn enqueue(&self, rows: &[NewNgsiNotification]) -> Result<(), SubscriptionsError> {
