@@ -82,12 +82,15 @@ impl NgsiScoped {
 
     /// One subscription, or `ResourceNotFound` when absent or not the caller's to read.
     pub async fn subscription(&self, id: &str) -> Result<SubscriptionView, NgsiError> {
+        view(self.readable_subscription(id).await?)
+    }
+
+    async fn readable_subscription(&self, id: &str) -> Result<StoredNgsiSubscription, NgsiError> {
         if !self.caller.is_authenticated() {
             return Err(self.refuse_subscriptions());
         }
         let s = self.store.ngsi_subscription(id).await.map_err(ngsi_store_error)?;
-        let s = s.filter(|s| self.subscription_readable(s)).ok_or_else(|| not_found(id))?;
-        view(s)
+        s.filter(|s| self.subscription_readable(s)).ok_or_else(|| not_found(id))
     }
 
     /// Stores a new subscription in the organisation writes go to.
@@ -119,10 +122,9 @@ impl NgsiScoped {
     /// A subscription the caller may change: 404 if it may not read it, 403
     /// if it reads it without the `write` scope.
     pub async fn subscription_for_update(&self, id: &str) -> Result<SubscriptionView, NgsiError> {
-        let found = self.subscription(id).await?;
-        let s = self.store.ngsi_subscription(id).await.map_err(ngsi_store_error)?.ok_or_else(|| not_found(id))?;
+        let s = self.readable_subscription(id).await?;
         if self.caller.operated(TokenScope::Write).contains(&s.organisation) {
-            Ok(found)
+            view(s)
         } else {
             Err(self.refuse_subscriptions())
         }
