@@ -108,6 +108,8 @@ impl App {
             retry_max: StdDuration::from_millis(400),
             poll_interval: StdDuration::from_millis(100),
             http_timeout: StdDuration::from_secs(2),
+            // Rights are read again at every change (the default reuses them 30 s).
+            viewer_ttl: StdDuration::ZERO,
             ..SubscriptionsConfig::default()
         };
         let (matcher, _task) = socle_ngsi_notify::start(
@@ -620,6 +622,25 @@ async fn throttling_expiry_and_triggers(app: &App) {
     assert_eq!(seen[0].1["data"][0]["fillingLevel"]["value"], 0.9);
 }
 
+async fn owner_rights_are_checked_at_each_change(app: &App) {
+    let (url, got) = receiver().await;
+    let mut for_b = subscription(&url);
+    for_b["notification"]["endpoint"]["receiverInfo"] = json!([{"key": "X-Collecte", "value": "commune-b"}]);
+    assert_eq!(app.call(Method::POST, "/subscriptions", Some(&app.writer_b), Some(for_b)).await.status, 201);
+    let t0 = Utc::now();
+    app.fill(BIN, 0.9, &t0.to_rfc3339()).await;
+    app.matcher.flush().await.unwrap();
+    wait_for("commune B told of the public bin", || (got.lock().unwrap().len() == 1).then_some(())).await;
+    // The agent leaves commune B: its subscription tells nothing any more.
+    let token = app.store.store.token_by_secret_hash(&hash_secret(&app.writer_b)).await.unwrap().unwrap();
+    let b = OrganisationId::parse("commune-b").unwrap();
+    assert!(app.store.store.revoke(token.user.unwrap(), &b, Role::Agent).await.unwrap());
+    app.fill(BIN, 0.92, &(t0 + Duration::seconds(1)).to_rfc3339()).await;
+    app.matcher.flush().await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(800)).await;
+    assert_eq!(got.lock().unwrap().len(), 1, "no notification once the owner lost its rights");
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $(
@@ -639,4 +660,5 @@ both_backends!(
     notifications_over_mqtt,
     periodic_notifications,
     throttling_expiry_and_triggers,
+    owner_rights_are_checked_at_each_change,
 );
