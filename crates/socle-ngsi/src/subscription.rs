@@ -812,6 +812,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        // Any member may hold anything: a bad body is an error, never a panic.
+        #[test]
+        fn never_panics(
+            member in proptest::sample::select(vec![
+                "id", "entities", "watchedAttributes", "notificationTrigger", "q", "geoQ", "timeInterval",
+                "throttling", "expiresAt", "isActive", "notification", "description", "subscriptionName",
+            ]),
+            text in ".{0,60}",
+            number in proptest::num::f64::ANY,
+        ) {
+            for value in [json!(text), json!(number), json!([text]), json!({"uri": text, "type": text}), Value::Null] {
+                let mut b = base();
+                b[member] = value;
+                if let Ok(s) = sub(b) {
+                    let p = s.patched(&json!({member: s.to_json(&DeliveryStatus::default(), now())[member].clone()}), now());
+                    let _ = p.map(|p| p.compile().map(|c| c.selects(&container(0.9))));
+                }
+            }
+        }
+    }
+
     #[test]
     fn triggers_other_than_updates_ignore_measurements() {
         let mut b = base();
