@@ -45,7 +45,8 @@ pub async fn create(store: &DynStore, broker: Option<(&str, u16)>) -> anyhow::Re
     let stored = StoredNgsiSubscription {
         id: sub.id.clone(),
         organisation: OrganisationId::parse(ORGANISATION)?,
-        tenant_only: false,
+        // Saint-Aubin's containers only, not the public ones of the other communes.
+        tenant_only: true,
         owner: owner.id,
         spec: serde_json::to_value(&sub)?,
         created_at: now,
@@ -78,6 +79,7 @@ mod tests {
         let stored = store.list_ngsi_subscriptions(None).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].organisation.as_str(), ORGANISATION);
+        assert!(stored[0].tenant_only, "the commune's own containers");
         let sub: Subscription = serde_json::from_value(stored[0].spec.clone()).unwrap();
         assert_eq!(sub.notification.endpoint.uri, format!("mqtt://127.0.0.1:1883/{DEMO_TOPIC}"));
         // It selects the demo's containers once they pass 80 %.
