@@ -102,3 +102,28 @@ pub enum SubscriptionsError {
     #[error("storage: {0}")]
     Store(#[from] socle_storage::StoreError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socle_domain::{EntityId, EntityType};
+
+    #[test]
+    fn a_tenant_subscription_sees_only_its_organisation() {
+        let e = |org: &str| {
+            Entity::new(
+                EntityId::parse(&format!("urn:ngsi-ld:WasteContainer:{org}-1")).unwrap(),
+                EntityType::parse("WasteContainer").unwrap(),
+                OrganisationId::parse(org).unwrap(),
+            )
+        };
+        let all = Viewer { audience: Audience::System, tenant: None };
+        assert!(all.sees(&e("commune-a")) && all.sees(&e("commune-b")));
+        let tenant = Viewer { audience: Audience::System, tenant: Some(OrganisationId::parse("commune-a").unwrap()) };
+        assert!(tenant.sees(&e("commune-a")));
+        assert!(!tenant.sees(&e("commune-b")));
+        // Whatever the tenant, the audience still decides.
+        let public = Viewer { audience: Audience::Public, tenant: None };
+        assert!(!public.sees(&e("commune-a")), "a private entity");
+    }
+}
