@@ -40,10 +40,12 @@ mod ingestion;
 pub use alerts::{AlertError, AlertQuery, AlertView, AlertWiring};
 pub use hypervisor::LiveFeed;
 mod ngsi;
+mod ngsi_subscriptions;
 mod notifications;
 mod opendata;
 pub use ingestion::ManageError;
 pub use ngsi::NgsiScoped;
+pub use ngsi_subscriptions::SubscriptionView;
 pub use opendata::{DatasetError, ManagedDataset, VisibleDataset};
 
 /// What every handler can reach. The store is private: handlers go through

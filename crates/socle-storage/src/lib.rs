@@ -21,12 +21,14 @@ pub mod datasets;
 mod devices;
 pub mod feed;
 pub mod migrate;
+mod ngsi_subscriptions;
 mod notifications;
 pub mod postgres;
 mod postgres_accounts;
 mod postgres_alerts;
 mod postgres_datasets;
 mod postgres_devices;
+mod postgres_ngsi_subscriptions;
 mod postgres_notifications;
 pub mod rollup;
 mod rows;
@@ -35,6 +37,7 @@ mod sqlite_accounts;
 mod sqlite_alerts;
 mod sqlite_datasets;
 mod sqlite_devices;
+mod sqlite_ngsi_subscriptions;
 mod sqlite_notifications;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -53,6 +56,9 @@ pub use devices::{
 };
 pub use error::StoreError;
 pub use feed::{CommitFeed, Committed};
+pub use ngsi_subscriptions::{
+    NewNgsiNotification, NgsiDeliveryCounters, NgsiNotification, NgsiSubscriptions, StoredNgsiSubscription,
+};
 pub use notifications::{
     Delivery, DeliveryFilter, NewDelivery, Notifications, PushSubscriptionRecord, StoredSubscription, StoredWebhook,
     MAX_DELIVERY_ERROR_CHARS,
@@ -88,7 +94,9 @@ pub struct ConsistencyReport {
 /// Everything Socle keeps. Every method that writes several rows does so in
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
-pub trait Store: Accounts + Devices + Alerts + Notifications + Datasets + Send + Sync + 'static {
+pub trait Store:
+    Accounts + Devices + Alerts + Notifications + NgsiSubscriptions + Datasets + Send + Sync + 'static
+{
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;
 

@@ -16,6 +16,7 @@ mod debug;
 mod demo_accounts;
 mod demo_live;
 mod demo_opendata;
+mod demo_subscriptions;
 mod ingest_cli;
 mod server;
 mod telemetry;

@@ -19,9 +19,9 @@ use super::{AppState, Caller, Principal};
 
 /// The store as one NGSI-LD caller may see and change it.
 pub struct NgsiScoped {
-    store: DynStore,
-    caller: Caller,
-    tenant: Option<OrganisationId>,
+    pub(super) store: DynStore,
+    pub(super) caller: Caller,
+    pub(super) tenant: Option<OrganisationId>,
     /// Where committed measurements are announced (alert rules, live pages), as ingestion does.
     feed: socle_storage::CommitFeed,
 }
