@@ -44,7 +44,7 @@ mod notifications;
 mod opendata;
 pub use ingestion::ManageError;
 pub use ngsi::NgsiScoped;
-pub use opendata::{DatasetError, ManagedDataset, VisibleDataset};
+pub use opendata::{DatasetError, DatasetRecords, ManagedDataset, VisibleDataset};
 
 /// What every handler can reach. The store is private: handlers go through
 /// [`AppState::scoped`] or the narrow operations below.
