@@ -477,7 +477,7 @@ pub async fn export(
         }
     };
     let (source, columns) = if query.is_plain() {
-        (Source::Records(scoped.dataset_records(&d, CHUNK)), plain_columns())
+        (Source::Records(Box::new(scoped.dataset_records(&d, CHUNK))), plain_columns())
     } else {
         let rows = run_query(&scoped, &d, &query, 0, limit).await?;
         let columns = if query.is_aggregated() { query.output_columns() } else { plain_columns() };
@@ -519,7 +519,7 @@ enum Stage {
 /// Where exported records come from: storage, a chunk at a time, or the rows of an
 /// aggregated or ordered query computed beforehand.
 enum Source {
-    Records(DatasetRecords),
+    Records(Box<DatasetRecords>),
     Computed(std::vec::IntoIter<Record>),
 }
 
