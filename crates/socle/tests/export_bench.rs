@@ -1,8 +1,9 @@
 //! Export throughput and memory of the real `socle serve` over HTTP: a dataset of
 //! 100,000 and one of 1,000,000 records exported as CSV, JSONL, Parquet and XLSX,
-//! reporting MB/s and the server's peak resident memory (VmHWM, reset before each
-//! export) against its idle resident memory measured in the same run. A measurement,
-//! not a check: `cargo test --release -p socle --test export_bench -- --ignored --nocapture`.
+//! reporting MB/s and the server's peak resident memory (VmHWM) against its idle
+//! resident memory, measured in the same server process, one fresh server per export.
+//! A measurement, not a check:
+//! `cargo test --release -p socle --test export_bench -- --ignored --nocapture`.
 
 mod common;
 
@@ -96,25 +97,32 @@ async fn bench(t: TestStore) {
     for (id, n) in sizes {
         seed(&t, id, n).await;
     }
-    let mut cmd = socle();
-    match &t.config {
-        StorageConfig::Sqlite { path } => cmd.args(["--data-dir", path.parent().unwrap().to_str().unwrap()]),
-        StorageConfig::Postgres { url, .. } => cmd.args(["--postgres-url", url]),
-    };
-    cmd.args(["--listen", "127.0.0.1:0", "serve"]);
-    let child = Running::spawn(cmd);
-    let base = child.base_url(Duration::from_secs(60));
-    let pid = child.child.id();
-    let http = reqwest::Client::new();
-    // Warm up (first requests allocate the pools), then measure the idle server.
-    for _ in 0..3 {
-        http.get(format!("{base}/api/explore/v2.1/catalog/datasets")).send().await.unwrap().text().await.unwrap();
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = status_kib(pid, "VmRSS:");
-    println!("{}: idle server RSS {} MiB", t.store.backend(), idle / 1024);
+    // A fresh server for each export: its idle size and its peak are measured in the same
+    // process, and no export inherits memory the allocator kept from another.
     for (id, n) in sizes {
         for format in ["csv", "jsonl", "parquet", "xlsx"] {
+            let mut cmd = socle();
+            match &t.config {
+                StorageConfig::Sqlite { path } => cmd.args(["--data-dir", path.parent().unwrap().to_str().unwrap()]),
+                StorageConfig::Postgres { url, .. } => cmd.args(["--postgres-url", url]),
+            };
+            cmd.args(["--listen", "127.0.0.1:0", "serve"]);
+            let child = Running::spawn(cmd);
+            let base = child.base_url(Duration::from_secs(60));
+            let pid = child.child.id();
+            let http = reqwest::Client::new();
+            // Warm up (the first requests allocate the pools), then measure the idle server.
+            for _ in 0..3 {
+                http.get(format!("{base}/api/explore/v2.1/catalog/datasets"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let idle = status_kib(pid, "VmRSS:");
             reset_peak(pid);
             let started = Instant::now();
             let mut res = http
@@ -131,14 +139,14 @@ async fn bench(t: TestStore) {
             let elapsed = started.elapsed().as_secs_f64();
             let peak = status_kib(pid, "VmHWM:");
             println!(
-                "{} {n:>9} records {format:>7}: {:>7.1} MB in {elapsed:>6.2} s = {:>6.1} MB/s, {:>8.0} records/s, first byte after {:.2} s; server peak RSS {} MiB (idle {} MiB, +{} MiB)",
+                "{} {n:>9} records {format:>7}: {:>7.1} MB in {elapsed:>6.2} s = {:>6.1} MB/s, {:>8.0} records/s, first byte after {:.2} s; server idle RSS {} MiB, peak {} MiB (+{} MiB)",
                 t.store.backend(),
                 bytes as f64 / 1e6,
                 bytes as f64 / 1e6 / elapsed,
                 n as f64 / elapsed,
                 first_byte.as_secs_f64(),
-                peak / 1024,
                 idle / 1024,
+                peak / 1024,
                 peak.saturating_sub(idle) / 1024,
             );
         }
