@@ -76,10 +76,12 @@ use crate::routes;
         routes::explore::catalog_facets,
         routes::explore::export,
         routes::explore::catalog_export,
+        routes::explore::attachment,
         routes::datasets::create,
         routes::datasets::update,
         routes::datasets::upload,
         routes::datasets::usage,
+        routes::datasets::put_attachment,
     ),
     modifiers(&BearerAuth),
     tags(

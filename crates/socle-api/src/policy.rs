@@ -46,7 +46,7 @@ mod opendata;
 pub use ingestion::ManageError;
 pub use ngsi::NgsiScoped;
 pub use ngsi_subscriptions::SubscriptionView;
-pub use opendata::{DatasetError, ManagedDataset, VisibleDataset};
+pub use opendata::{DatasetError, DatasetRecords, ManagedDataset, VisibleDataset};
 
 /// What every handler can reach. The store is private: handlers go through
 /// [`AppState::scoped`] or the narrow operations below.

@@ -327,6 +327,17 @@ async fn dcat_passes_the_dcat_ap_shapes(t: TestStore) {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // An attachment is one more distribution of its dataset, and must pass the shapes too.
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/v1/datasets/equipements/attachments/notice.pdf?title=Notice%20m%C3%A9thodologique",
+            Some(&app.admin),
+            "application/pdf",
+            b"%PDF-1.4 notice".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     for (query, accept, pyshacl_format) in
         [("", "", "turtle"), ("?format=rdf", "", "xml"), ("", "application/ld+json", "json-ld")]
     {
@@ -339,6 +350,7 @@ async fn dcat_passes_the_dcat_ap_shapes(t: TestStore) {
         assert!(text.contains("http://purl.org/dc/terms/identifier") || text.contains("dct:identifier"), "{text}");
         assert!(text.contains("schema-equipements-sportifs") && text.contains("odbl"), "{text}");
         assert!(text.contains("exports/geojson") && text.contains("hydra"), "{text}");
+        assert!(text.contains("exports/parquet") && text.contains("attachments/notice.pdf"), "{text}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("catalogue");
         std::fs::write(&file, &text).unwrap();

@@ -362,6 +362,16 @@ async fn datasets_fixture(s: &DynStore) {
             data.insert("nom".into(), Value::String(marker(commune, v)));
             let record = socle_storage::StoredRecord { row: 1, id: "r1".into(), data };
             s.replace_records(&id, &d.fields, &[record], Utc::now()).await.unwrap();
+            let notice = marker(commune, v).into_bytes();
+            let attachment = socle_storage::StoredAttachment {
+                name: "notice.txt".into(),
+                title: marker(commune, v),
+                media_type: "text/plain".into(),
+                size: notice.len() as u64,
+                content: notice,
+                created_at: Utc::now(),
+            };
+            s.put_attachment(&id, &attachment).await.unwrap();
         }
     }
 }
@@ -564,20 +574,20 @@ async fn matrix(t: TestStore) {
                 | "/api/explore/v2.1/catalog/datasets/{id}/records"
                 | "/api/explore/v2.1/catalog/datasets/{id}/records/{record_id}"
                 | "/api/explore/v2.1/catalog/datasets/{id}/facets"
-                | "/api/explore/v2.1/catalog/datasets/{id}/exports/{format}" => {
-                    let absent = call(
-                        &base,
-                        &route.path.replace("{id}", "absent").replace("{record_id}", "r1").replace("{format}", "csv"),
-                        caller,
-                    )
-                    .await;
+                | "/api/explore/v2.1/catalog/datasets/{id}/exports/{format}"
+                | "/api/explore/v2.1/catalog/datasets/{id}/attachments/{attachment_id}" => {
+                    let concrete = |id: &str| {
+                        route
+                            .path
+                            .replace("{id}", id)
+                            .replace("{record_id}", "r1")
+                            .replace("{format}", "csv")
+                            .replace("{attachment_id}", "notice.txt")
+                    };
+                    let absent = call(&base, &concrete("absent"), caller).await;
                     for commune in ["a", "b"] {
                         for v in VISIBILITIES {
-                            let path = route
-                                .path
-                                .replace("{id}", &dataset_id(commune, v))
-                                .replace("{record_id}", "r1")
-                                .replace("{format}", "csv");
+                            let path = concrete(&dataset_id(commune, v));
                             let (status, body) = call(&base, &path, caller).await;
                             if revoked {
                                 assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
@@ -602,11 +612,13 @@ async fn matrix(t: TestStore) {
                 "/api/v1/datasets"
                 | "/api/v1/datasets/{id}"
                 | "/api/v1/datasets/{id}/data"
-                | "/api/v1/datasets/{id}/usage" => {
+                | "/api/v1/datasets/{id}/usage"
+                | "/api/v1/datasets/{id}/attachments/{name}" => {
                     assert_eq!(route.access, Access::Staff, "{} must stay restricted to staff", route.path);
                     for commune in ["a", "b"] {
                         for v in VISIBILITIES {
-                            let path = route.path.replace("{id}", &dataset_id(commune, v));
+                            let path =
+                                route.path.replace("{id}", &dataset_id(commune, v)).replace("{name}", "notice.txt");
                             let (status, body) = if route.path.ends_with("/usage") {
                                 call(&base, &path, caller).await
                             } else {

@@ -1,5 +1,6 @@
 //! Reading uploaded files into typed records: CSV (delimiter sniffed, UTF-8 or
-//! Windows-1252, column types inferred and overridable) and GeoJSON.
+//! Windows-1252, column types inferred and overridable), Excel workbooks (first sheet,
+//! typed as CSV) and GeoJSON.
 
 use std::collections::HashMap;
 
@@ -17,6 +18,8 @@ pub enum ImportError {
     Csv { line: u64, message: String },
     #[error("GeoJSON: {0}")]
     GeoJson(String),
+    #[error("Excel workbook: {0}")]
+    Xlsx(String),
     #[error("column '{0}' appears twice")]
     DuplicateColumn(String),
 }
@@ -126,7 +129,92 @@ pub fn read_csv_cells(bytes: &[u8]) -> Result<Cells, ImportError> {
 }
 
 pub fn read_csv(bytes: &[u8], overrides: &HashMap<String, FieldType>) -> Result<Table, ImportError> {
-    let Cells { headers, rows: raw, delimiter, encoding } = read_csv_cells(bytes)?;
+    let cells = read_csv_cells(bytes)?;
+    let delimiter = cells.delimiter;
+    let mut table = typed_table(cells, overrides)?;
+    table.delimiter = Some(delimiter);
+    Ok(table)
+}
+
+/// The first sheet of an Excel workbook (`.xlsx`) as text cells: its first non-empty row
+/// is the header. Numbers are written as CSV would hold them, dates as ISO 8601, so
+/// the same type inference (and Table Schema validation) applies to both.
+pub fn read_xlsx_cells(bytes: &[u8]) -> Result<Cells, ImportError> {
+    use calamine::{Reader, Xlsx};
+    let mut workbook: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).map_err(|e| ImportError::Xlsx(e.to_string()))?;
+    let range = match workbook.worksheet_range_at(0) {
+        Some(range) => range.map_err(|e| ImportError::Xlsx(e.to_string()))?,
+        None => return Err(ImportError::Empty),
+    };
+    let mut rows = range.rows().map(|r| r.iter().map(xlsx_text).collect::<Result<Vec<String>, _>>());
+    let headers = loop {
+        match rows.next() {
+            None => return Err(ImportError::Empty),
+            Some(row) => {
+                let row = row?;
+                if row.iter().any(|c| !c.is_empty()) {
+                    break row;
+                }
+            }
+        }
+    };
+    // A sheet's used range can be wider than its header (a stray cell on the right):
+    // columns without a header name are dropped, as a spreadsheet user expects.
+    let width = headers.iter().rposition(|h| !h.is_empty()).map_or(0, |p| p + 1);
+    let headers: Vec<String> = headers.into_iter().take(width).collect();
+    if let Some(p) = headers.iter().position(String::is_empty) {
+        return Err(ImportError::Xlsx(format!("column {} has no header", p + 1)));
+    }
+    let mut out = Vec::new();
+    for row in rows {
+        let mut row = row?;
+        if row.iter().all(String::is_empty) {
+            continue;
+        }
+        row.resize(width, String::new());
+        out.push(row);
+    }
+    Ok(Cells { headers, rows: out, delimiter: b',', encoding: "UTF-8" })
+}
+
+/// An Excel workbook's first sheet as a table, typed as a CSV file would be.
+pub fn read_xlsx(bytes: &[u8], overrides: &HashMap<String, FieldType>) -> Result<Table, ImportError> {
+    typed_table(read_xlsx_cells(bytes)?, overrides)
+}
+
+fn xlsx_text(cell: &calamine::Data) -> Result<String, ImportError> {
+    use calamine::Data;
+    Ok(match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.trim().to_string(),
+        Data::Bool(b) => b.to_string(),
+        Data::Int(i) => i.to_string(),
+        // Excel keeps every number as a double: a whole one is written as an integer
+        // so that the column is inferred `int`.
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", *f as i64),
+        Data::Float(f) => f.to_string(),
+        Data::DateTime(d) => match d.as_datetime() {
+            // A workbook's dates carry no zone: they are taken as French local time,
+            // the only one Socle's publishers write in.
+            Some(t) if t.time() == chrono::NaiveTime::MIN && d.as_f64() >= 1.0 => {
+                t.date().format("%Y-%m-%d").to_string()
+            }
+            Some(t) => {
+                use chrono::TimeZone;
+                match chrono_tz::Europe::Paris.from_local_datetime(&t).earliest() {
+                    Some(local) => local.to_rfc3339(),
+                    None => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                }
+            }
+            None => d.as_f64().to_string(),
+        },
+        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Error(e) => return Err(ImportError::Xlsx(format!("a cell holds the error {e}"))),
+    })
+}
+
+fn typed_table(cells: Cells, overrides: &HashMap<String, FieldType>) -> Result<Table, ImportError> {
+    let Cells { headers, rows: raw, encoding, .. } = cells;
     let names: Vec<String> = headers.iter().map(|h| field_name(h)).collect();
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {
@@ -155,7 +243,7 @@ pub fn read_csv(bytes: &[u8], overrides: &HashMap<String, FieldType>) -> Result<
             record
         })
         .collect();
-    Ok(Table { schema: Schema::new(fields), rows: with_ids(rows), delimiter: Some(delimiter), encoding })
+    Ok(Table { schema: Schema::new(fields), rows: with_ids(rows), delimiter: None, encoding })
 }
 
 /// The narrowest type every non-empty value fits.

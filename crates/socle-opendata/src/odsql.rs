@@ -11,7 +11,7 @@ pub mod value;
 
 pub use eval::{like, normalise, parse_geom, Context, Record};
 pub use parser::{parse_order_by, parse_projections, parse_where};
-pub use query::{Clause, Facet, FacetValue, Query, QueryError, QueryParams, Rows};
+pub use query::{Clause, Facet, FacetCounts, FacetValue, Query, QueryError, QueryParams, Rows, Run};
 
 /// A syntax or meaning error at a byte offset of the clause text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -94,7 +94,9 @@ async fn export_a_million_records_as_csv() {
         Format::parse("csv", None, false).unwrap(),
         &schema,
         schema.fields.iter().map(|f| f.name.clone()).collect(),
-    );
+        chrono_tz::UTC,
+    )
+    .unwrap();
     let start = Instant::now();
     let mut bytes = encoder.begin().len();
     let (mut after, mut rows) = (0, 0u64);
@@ -105,12 +107,12 @@ async fn export_a_million_records_as_csv() {
         rss_max = rss_max.max(status_kib("VmRSS:"));
         for r in &chunk {
             if query.matches(&r.data) {
-                bytes += encoder.record(&query.project(&r.data)).len();
+                bytes += encoder.record(&query.project(&r.data)).unwrap().len();
                 rows += 1;
             }
         }
     }
-    bytes += encoder.end().len();
+    bytes += encoder.end().unwrap().len();
     let elapsed = start.elapsed().as_secs_f64();
     assert_eq!(rows, RECORDS as u64);
     println!(

@@ -70,13 +70,13 @@ fn encoders_write_csv_json_jsonl_and_geojson() {
     let table = read_csv(b"nom;position\nPiscine;47.4784, -0.5632\n", &HashMap::new()).unwrap();
     let columns = vec!["nom".to_string(), "position".to_string()];
     let encode = |format| {
-        let mut e = Encoder::new(format, &table.schema, columns.clone());
+        let mut e = Encoder::new(format, &table.schema, columns.clone(), chrono_tz::UTC).unwrap();
         let mut out = e.begin();
         for (_, r) in &table.rows {
-            out.extend(e.record(r));
-            out.extend(e.record(r));
+            out.extend(e.record(r).unwrap());
+            out.extend(e.record(r).unwrap());
         }
-        out.extend(e.end());
+        out.extend(e.end().unwrap());
         String::from_utf8(out).unwrap()
     };
     let csv = encode(Format::parse("csv", None, true).unwrap());

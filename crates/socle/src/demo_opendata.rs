@@ -1,7 +1,9 @@
-//! The demo's open data: a live dataset over the containers' fill levels (the
-//! syndicate's, computed from the entities when read), three uploaded public datasets
-//! of the communes (sports facilities, SCDL subsidies, a GeoJSON of parks) and one
-//! private dataset, so the catalogue, the Explore API and the DCAT export have content.
+//! The demo's open data: two live datasets of the syndicate computed when read (the
+//! containers' fill levels from the entities, the municipal buildings' daily energy
+//! consumption from the meters' daily rollups), three uploaded public datasets of the
+//! communes (sports facilities, SCDL subsidies with an attached notice, a GeoJSON of
+//! parks) and one private dataset, so the catalogue, the Explore API and the DCAT
+//! export have content.
 
 use std::collections::HashMap;
 
@@ -9,9 +11,9 @@ use anyhow::Context;
 use chrono::Utc;
 use serde_json::json;
 use socle_domain::{OrganisationId, Visibility};
-use socle_opendata::dataset::{Licence, LiveSource, Metadata, TemporalCoverage};
+use socle_opendata::dataset::{Licence, LiveDailySeries, LiveEntities, LiveSource, Metadata, TemporalCoverage};
 use socle_opendata::import::{read_csv, read_geojson, Table};
-use socle_storage::{DynStore, StoredDataset, StoredRecord};
+use socle_storage::{DynStore, StoredAttachment, StoredDataset, StoredRecord};
 
 const EQUIPEMENTS: &str = "\
 Nom;Type;Adresse;Surface (m²);Capacité;Date de mise en service;Accessible PMR;Position
@@ -36,6 +38,19 @@ Commune de Montclar-en-Lémance;21863170300014;2025-03-18;DEL-2025-027;Associati
 Commune de Montclar-en-Lémance;21863170300014;2025-03-18;DEL-2025-027;Amicale des sapeurs-pompiers;77889900100012;Équipement et sainte Barbe;900;aide en numéraire;unique;2025-04-01;non;1
 Commune de Montclar-en-Lémance;21863170300014;2025-06-24;DEL-2025-052;Club des aînés du Plateau;38475610200019;Sorties et animations 2025;1200;aide en numéraire;échelonné;2025-07-01/2025-12-01;non;0.8
 Commune de Montclar-en-Lémance;21863170300014;2025-06-24;DEL-2025-052;École de musique intercommunale;30111222300045;Prêt de la salle polyvalente;2400;aide en nature;unique;2025-09-01;non;
+";
+
+const NOTICE: &str = "\
+# Subventions aux associations 2025
+
+Ce fichier suit le schéma SCDL « subventions » (schema.data.gouv.fr/scdl/subventions).
+
+- `montant` : montant voté en euros ;
+- `nature` : aide en numéraire ou en nature (valorisée) ;
+- `pourcentageSubvention` : part du projet financée par la commune (1 = 100 %) ;
+- `referenceDecision` : délibération du conseil municipal qui attribue l'aide.
+
+Les aides de moins de 23 000 € sont publiées volontairement par la commune.
 ";
 
 const INTERVENTIONS: &str = "\
@@ -109,7 +124,10 @@ async fn put(
 }
 
 pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
-    let live = LiveSource { entity_type: "WasteContainer".into(), attributes: vec!["fillingLevel".into()] };
+    let live = LiveSource::Entities(LiveEntities {
+        entity_type: "WasteContainer".into(),
+        attributes: vec!["fillingLevel".into()],
+    });
     let mut m = metadata(
         "Taux de remplissage des conteneurs",
         "Taux de remplissage (de 0 à 1) de chaque point d'apport volontaire du syndicat, **mis à jour à chaque mesure** des capteurs.\n\n\
@@ -127,6 +145,39 @@ pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
     let fields = serde_json::to_value(&live.schema().fields)?;
     put(store, "taux-de-remplissage-des-conteneurs", socle_demo::SYNDICATE_ID, Visibility::Public, &m, None, fields)
         .await?;
+
+    let live = LiveSource::DailySeries(LiveDailySeries {
+        entity_type: "SmartMeteringObservation".into(),
+        daily_sum_of: "consumption".into(),
+        unit: Some("KWH".into()),
+        place: Some("refBuilding".into()),
+        kind: Some("meterType".into()),
+        days: 366,
+    });
+    let mut m = metadata(
+        "Consommations journalières des bâtiments communaux",
+        "Énergie consommée chaque jour (électricité et gaz, en kWh) par les bâtiments des communes du syndicat : \
+         écoles, mairies, salles, équipements sportifs. Une ligne par compteur et par jour, **calculée à partir des \
+         relevés horaires** des compteurs communicants ; le jour en cours se complète au fil des relevés.\n\n\
+         Données utiles au suivi du décret tertiaire et des plans de sobriété énergétique.",
+        "Syndicat du Val de Lémance",
+        &["Énergie", "Patrimoine"],
+        &["énergie", "bâtiments publics", "consommation", "électricité", "gaz", "sobriété énergétique"],
+    );
+    m.frequency = Some("daily".into());
+    m.spatial_coverage = Some("Syndicat du Val de Lémance".into());
+    m.live = Some(live.clone());
+    let fields = serde_json::to_value(&live.schema().fields)?;
+    put(
+        store,
+        "consommations-journalieres-batiments-communaux",
+        socle_demo::SYNDICATE_ID,
+        Visibility::Public,
+        &m,
+        None,
+        fields,
+    )
+    .await?;
 
     let table = read_csv(EQUIPEMENTS.as_bytes(), &HashMap::new())?;
     let mut m = metadata(
@@ -163,6 +214,15 @@ pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
     let fields = serde_json::to_value(&table.schema.fields)?;
     put(store, "subventions-associations-2025", "commune-montclar", Visibility::Public, &m, Some(table), fields)
         .await?;
+    let notice = StoredAttachment {
+        name: "notice-subventions-2025.md".into(),
+        title: "Notice : comment lire les subventions 2025".into(),
+        media_type: "text/markdown; charset=utf-8".into(),
+        content: NOTICE.as_bytes().to_vec(),
+        size: NOTICE.len() as u64,
+        created_at: Utc::now(),
+    };
+    store.put_attachment("subventions-associations-2025", &notice).await?;
 
     let table = read_geojson(parks().as_bytes())?;
     let mut m = metadata(
@@ -186,5 +246,5 @@ pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
     );
     let fields = serde_json::to_value(&table.schema.fields)?;
     put(store, "suivi-des-interventions", "commune-fontenelle", Visibility::Private, &m, Some(table), fields).await?;
-    Ok(5)
+    Ok(6)
 }

@@ -67,6 +67,18 @@ fn the_demo_territory_is_served_and_stays_live() {
         (status == 200 && n >= 90).then_some(n)
     });
     assert!(days <= 92, "{days} daily buckets");
+    // The same history, open: the daily consumption of the municipal buildings, one record
+    // per kWh meter and local day, computed from the rollups for anonymous visitors.
+    let conso = "/api/explore/v2.1/catalog/datasets/consommations-journalieres-batiments-communaux";
+    let (status, daily) = get_json(&format!("{base}{conso}/records?order_by=date%20desc&limit=100"));
+    assert_eq!(status, 200, "{daily}");
+    assert!(daily["total_count"].as_u64() >= Some(90), "{}", daily["total_count"]);
+    let first = &daily["results"][0];
+    assert!(first["consommation"].as_f64().is_some() && first["batiment"].is_string(), "{first}");
+    assert!(["électricité", "gaz"].contains(&first["type_energie"].as_str().unwrap()), "{first}");
+    let (status, by_kind) =
+        get_json(&format!("{base}{conso}/records?select=type_energie,count(*)%20as%20n&group_by=type_energie"));
+    assert_eq!((status, by_kind["total_count"].as_u64()), (200, Some(2)), "electricity and gas, no water: {by_kind}");
 
     // Generous: the demo evaluates its rules over the history before it is ready,
     // and a debug build on a busy two-core machine is slow; how fast the demo

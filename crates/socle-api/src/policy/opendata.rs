@@ -5,12 +5,17 @@
 //! (catalogue, records, facets, exports, search). Writing needs a
 //! [`ManagedDataset`]: an organisation the caller operates with a `write` scope.
 
-use chrono::Utc;
-use socle_domain::{OrganisationId, Role, TokenScope, Visibility};
-use socle_storage::{DatasetUsage, StoreError, StoredDataset, StoredRecord, UsageKind};
+use std::collections::HashMap;
 
-use socle_domain::{Attribute, Audience, Entity, EntityFilter, EntityType, Geometry};
-use socle_opendata::dataset::LiveSource;
+use chrono::{Duration, Utc};
+use socle_domain::{OrganisationId, Role, TokenScope, Visibility};
+use socle_storage::{DatasetUsage, DynStore, StoreError, StoredAttachment, StoredDataset, StoredRecord, UsageKind};
+
+use socle_domain::{
+    Attribute, AttributeName, Audience, Entity, EntityFilter, EntityId, EntityType, Geometry, SeriesPoints,
+    SeriesQuery, Step, TimeRange,
+};
+use socle_opendata::dataset::{energy_label, unit_label, LiveDailySeries, LiveEntities, LiveSource};
 
 use super::Scoped;
 
@@ -18,15 +23,24 @@ fn live_source(d: &StoredDataset) -> Option<LiveSource> {
     d.metadata.get("live").and_then(|l| serde_json::from_value(l.clone()).ok())
 }
 
-fn live_record(row: i64, e: &Entity, source: &LiveSource) -> StoredRecord {
+/// A live dataset's fields follow from its source.
+fn live_fields(metadata: &serde_json::Value) -> Option<serde_json::Value> {
+    let source: LiveSource = serde_json::from_value(metadata.get("live")?.clone()).ok()?;
+    serde_json::to_value(&source.schema().fields).ok()
+}
+
+fn point_json(e: &Entity) -> serde_json::Value {
+    match &e.location {
+        Some(Geometry::Point([lon, lat])) => serde_json::json!({"lon": lon, "lat": lat}),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn live_record(row: i64, e: &Entity, source: &LiveEntities) -> StoredRecord {
     use serde_json::{json, Value};
     let mut data = serde_json::Map::new();
     data.insert("id".into(), json!(e.id.to_string()));
-    let name = e.attributes.iter().find(|(k, _)| k.as_str() == "name").and_then(|(_, a)| match a {
-        Attribute::Property { value, .. } => value.as_str().map(str::to_string),
-        _ => None,
-    });
-    data.insert("nom".into(), json!(name));
+    data.insert("nom".into(), json!(e.name()));
     data.insert("organisation".into(), json!(e.organisation.to_string()));
     let mut latest = None;
     for wanted in &source.attributes {
@@ -40,12 +54,184 @@ fn live_record(row: i64, e: &Entity, source: &LiveSource) -> StoredRecord {
         data.insert(wanted.clone(), value.map_or(Value::Null, |v| json!(v)));
     }
     data.insert("observe_le".into(), json!(latest.map(|t| t.to_rfc3339())));
-    let point = match &e.location {
-        Some(Geometry::Point([lon, lat])) => json!({"lon": lon, "lat": lat}),
-        _ => Value::Null,
-    };
-    data.insert("geo_point_2d".into(), point);
+    data.insert("geo_point_2d".into(), point_json(e));
     StoredRecord { row, id: e.id.to_string(), data }
+}
+
+/// Entities read per step of a live dataset: a daily dataset reads a year of rollups
+/// for each, so a step of 20 meters makes about 7,000 records.
+const LIVE_ENTITIES_PAGE: u32 = 20;
+
+/// The records of a dataset, a chunk at a time, whatever its source: stored rows, the
+/// current state of entities, or daily rollups. Made by [`Scoped::dataset_records`]
+/// for a [`VisibleDataset`] only.
+pub struct DatasetRecords {
+    store: DynStore,
+    dataset: StoredDataset,
+    source: Option<LiveSource>,
+    /// Stored rows: the last row read; live records: the number made so far.
+    row: i64,
+    /// Live sources: the entities read so far.
+    offset: u64,
+    done: bool,
+    /// Organisation id → (name, time zone), read at the first live step.
+    organisations: Option<HashMap<OrganisationId, (String, chrono_tz::Tz)>>,
+    /// Names of the places (buildings) already looked up.
+    places: HashMap<EntityId, Option<String>>,
+    chunk: usize,
+}
+
+impl DatasetRecords {
+    /// The next chunk of records in a stable order, `None` at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<StoredRecord>>, StoreError> {
+        while !self.done {
+            let chunk = match self.source.clone() {
+                None => {
+                    let chunk = self.store.records_chunk(&self.dataset.id, self.row, self.chunk).await?;
+                    match chunk.last() {
+                        Some(last) => self.row = last.row,
+                        None => self.done = true,
+                    }
+                    chunk
+                }
+                Some(LiveSource::Entities(source)) => {
+                    let entities = self.live_entities(&source.entity_type, 1000).await?;
+                    entities
+                        .iter()
+                        .map(|e| {
+                            self.row += 1;
+                            live_record(self.row, e, &source)
+                        })
+                        .collect()
+                }
+                Some(LiveSource::DailySeries(source)) => {
+                    let entities = self.live_entities(&source.entity_type, LIVE_ENTITIES_PAGE).await?;
+                    let mut out = Vec::new();
+                    for e in &entities {
+                        self.daily_records(e, &source, &mut out).await?;
+                    }
+                    out
+                }
+            };
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next page of the live dataset's entities: those of its type owned by the
+    /// dataset's organisation or one directly below it. Publishing them is the
+    /// publisher's choice (the dataset's visibility), made when it was created.
+    async fn live_entities(&mut self, entity_type: &str, limit: u32) -> Result<Vec<Entity>, StoreError> {
+        let Ok(entity_type) = EntityType::parse(entity_type) else {
+            self.done = true;
+            return Ok(Vec::new());
+        };
+        if self.organisations.is_none() {
+            let all = self.store.list_organisations().await?;
+            let owner = &self.dataset.organisation;
+            self.organisations = Some(
+                all.into_iter()
+                    .filter(|o| o.id == *owner || o.parent.as_ref() == Some(owner))
+                    .map(|o| (o.id, (o.name, o.timezone)))
+                    .collect(),
+            );
+        }
+        let mut organisations: Vec<OrganisationId> =
+            self.organisations.as_ref().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        organisations.sort();
+        let filter = EntityFilter {
+            audience: Audience::System,
+            organisations: Some(organisations),
+            entity_type: Some(entity_type),
+            bbox: None,
+            limit,
+            offset: self.offset,
+        };
+        let page = self.store.query_entities(&filter).await?;
+        self.offset += page.items.len() as u64;
+        if page.items.is_empty() || self.offset >= page.total {
+            self.done = true;
+        }
+        Ok(page.items)
+    }
+
+    /// One record per local day of the entity's daily rollup of the attribute.
+    async fn daily_records(
+        &mut self,
+        e: &Entity,
+        source: &LiveDailySeries,
+        out: &mut Vec<StoredRecord>,
+    ) -> Result<(), StoreError> {
+        use serde_json::json;
+        let Ok(attribute) = AttributeName::parse(&source.daily_sum_of) else { return Ok(()) };
+        let unit = match e.attributes.get(&attribute) {
+            Some(Attribute::Property { unit_code, .. }) => unit_code.as_ref().map(|u| u.as_str().to_string()),
+            _ => return Ok(()),
+        };
+        if source.unit.is_some() && source.unit != unit {
+            return Ok(());
+        }
+        let (commune, tz) = self
+            .organisations
+            .as_ref()
+            .and_then(|o| o.get(&e.organisation))
+            .cloned()
+            .unwrap_or_else(|| (e.organisation.to_string(), chrono_tz::Europe::Paris));
+        let place = match source.place.as_deref().and_then(|p| AttributeName::parse(p).ok()) {
+            Some(p) => match e.attributes.get(&p) {
+                Some(Attribute::Relationship { object, .. }) => self.place_name(object).await?,
+                _ => None,
+            },
+            None => None,
+        };
+        let kind = source.kind.as_deref().and_then(|k| AttributeName::parse(k).ok()).and_then(|k| {
+            match e.attributes.get(&k) {
+                Some(Attribute::Property { value: serde_json::Value::String(s), .. }) => {
+                    Some(energy_label(s).to_string())
+                }
+                _ => None,
+            }
+        });
+        let now = Utc::now();
+        let Ok(range) = TimeRange::new(now - Duration::days(i64::from(source.days)), now + Duration::days(1)) else {
+            return Ok(());
+        };
+        let query = SeriesQuery { entity: e.id.clone(), attribute, range, step: Step::Day, limit: source.days + 2 };
+        let SeriesPoints::Buckets(days) = self.store.series(&query).await? else { return Ok(()) };
+        let point = point_json(e);
+        for day in days {
+            // A daily bucket starts at local midnight of the owner's time zone.
+            let date = day.t.with_timezone(&tz).date_naive().format("%Y-%m-%d").to_string();
+            self.row += 1;
+            let mut data = serde_json::Map::new();
+            data.insert("date".into(), json!(date));
+            data.insert("commune".into(), json!(commune));
+            data.insert("batiment".into(), json!(place));
+            data.insert("compteur".into(), json!(e.name()));
+            data.insert("compteur_id".into(), json!(e.id.to_string()));
+            data.insert("type_energie".into(), json!(kind));
+            data.insert(
+                "consommation".into(),
+                socle_opendata::odsql::value::number_json((day.sum * 1000.0).round() / 1000.0),
+            );
+            data.insert("unite".into(), json!(unit.as_deref().map(unit_label)));
+            data.insert("mesures".into(), json!(day.count));
+            data.insert("geo_point_2d".into(), point.clone());
+            out.push(StoredRecord { row: self.row, id: format!("{}:{date}", e.id), data });
+        }
+        Ok(())
+    }
+
+    async fn place_name(&mut self, id: &EntityId) -> Result<Option<String>, StoreError> {
+        if let Some(name) = self.places.get(id) {
+            return Ok(name.clone());
+        }
+        let name = self.store.entity(id).await?.and_then(|p| p.name().map(str::to_string));
+        self.places.insert(id.clone(), name.clone());
+        Ok(name)
+    }
 }
 
 /// A dataset the caller may read.
@@ -102,19 +288,42 @@ impl Scoped {
         Ok(self.store.dataset(id).await?.filter(|d| self.sees(d)).map(VisibleDataset))
     }
 
+    /// The dataset's records, read `chunk` at a time (a live dataset's come a page of
+    /// entities at a time).
+    pub fn dataset_records(&self, d: &VisibleDataset, chunk: usize) -> DatasetRecords {
+        DatasetRecords {
+            store: self.store.clone(),
+            source: live_source(&d.0),
+            dataset: d.0.clone(),
+            row: 0,
+            offset: 0,
+            done: false,
+            organisations: None,
+            places: HashMap::new(),
+            chunk: chunk.max(1),
+        }
+    }
+
+    /// Up to `limit` records after row `after_row`, in row order (a live dataset's rows
+    /// count from 1 in the order they are made).
     pub async fn dataset_records_chunk(
         &self,
         d: &VisibleDataset,
         after_row: i64,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        match live_source(&d.0) {
-            Some(source) => {
-                let all = self.live_records(&d.0, &source).await?;
-                Ok(all.into_iter().skip(usize::try_from(after_row).unwrap_or(0)).take(limit).collect())
-            }
-            None => self.store.records_chunk(&d.0.id, after_row, limit).await,
+        if live_source(&d.0).is_none() {
+            return self.store.records_chunk(&d.0.id, after_row, limit).await;
         }
+        let mut records = self.dataset_records(d, limit);
+        let mut out = Vec::new();
+        while let Some(chunk) = records.next_chunk().await? {
+            out.extend(chunk.into_iter().filter(|r| r.row > after_row).take(limit - out.len()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub async fn dataset_record(
@@ -122,48 +331,38 @@ impl Scoped {
         d: &VisibleDataset,
         record_id: &str,
     ) -> Result<Option<StoredRecord>, StoreError> {
-        match live_source(&d.0) {
-            Some(source) => Ok(self.live_records(&d.0, &source).await?.into_iter().find(|r| r.id == record_id)),
-            None => self.store.record(&d.0.id, record_id).await,
+        if live_source(&d.0).is_none() {
+            return self.store.record(&d.0.id, record_id).await;
         }
+        let mut records = self.dataset_records(d, 1000);
+        while let Some(chunk) = records.next_chunk().await? {
+            if let Some(r) = chunk.into_iter().find(|r| r.id == record_id) {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
     }
 
-    /// A live dataset's records: the entities of its type owned by the dataset's
-    /// organisation or one directly below it. Publishing them is the publisher's choice
-    /// (the dataset's visibility), made when the live dataset was created.
-    async fn live_records(&self, d: &StoredDataset, source: &LiveSource) -> Result<Vec<StoredRecord>, StoreError> {
-        let Ok(entity_type) = EntityType::parse(&source.entity_type) else { return Ok(Vec::new()) };
-        let mut organisations = vec![d.organisation.clone()];
-        organisations.extend(
-            self.store
-                .list_organisations()
-                .await?
-                .into_iter()
-                .filter(|o| o.parent.as_ref() == Some(&d.organisation))
-                .map(|o| o.id),
-        );
-        let mut out = Vec::new();
-        let mut offset = 0;
-        loop {
-            let filter = EntityFilter {
-                audience: Audience::System,
-                organisations: Some(organisations.clone()),
-                entity_type: Some(entity_type.clone()),
-                bbox: None,
-                limit: 1000,
-                offset,
-            };
-            let page = self.store.query_entities(&filter).await?;
-            let n = page.items.len();
-            for e in page.items {
-                out.push(live_record(out.len() as i64 + 1, &e, source));
-            }
-            offset += n as u64;
-            if n == 0 || offset >= page.total {
-                break;
-            }
-        }
-        Ok(out)
+    /// The attachments of a dataset the caller may read (without their content).
+    pub async fn dataset_attachments(&self, d: &VisibleDataset) -> Result<Vec<StoredAttachment>, StoreError> {
+        self.store.attachments(&d.0.id).await
+    }
+
+    pub async fn dataset_attachment(
+        &self,
+        d: &VisibleDataset,
+        name: &str,
+    ) -> Result<Option<StoredAttachment>, StoreError> {
+        self.store.attachment(&d.0.id, name).await
+    }
+
+    /// Adds or replaces an attachment of a dataset the caller manages.
+    pub async fn put_dataset_attachment(
+        &self,
+        d: &ManagedDataset,
+        attachment: &StoredAttachment,
+    ) -> Result<(), StoreError> {
+        self.store.put_attachment(&d.0.id, attachment).await
     }
 
     /// Counts a view, download or API call (a number, nothing about the caller).
@@ -224,6 +423,7 @@ impl Scoped {
             return Err(DatasetError::Conflict);
         }
         let now = Utc::now();
+        let fields = live_fields(&metadata).unwrap_or_else(|| serde_json::json!([]));
         let d = StoredDataset {
             id: id.to_string(),
             uid: format!("da_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
@@ -231,7 +431,7 @@ impl Scoped {
             visibility,
             shared_with,
             metadata,
-            fields: serde_json::json!([]),
+            fields,
             records_count: 0,
             data_modified_at: None,
             created_at: now,
@@ -251,6 +451,9 @@ impl Scoped {
         let mut updated = d.0.clone();
         updated.visibility = visibility;
         updated.shared_with = shared_with;
+        if let Some(fields) = live_fields(&metadata) {
+            updated.fields = fields;
+        }
         updated.metadata = metadata;
         updated.modified_at = Utc::now();
         self.store.put_dataset(&updated).await

@@ -1,6 +1,7 @@
 //! Managing datasets (staff with a `write` scope): create with a fixed id, edit the
-//! metadata and visibility, upload the data (CSV or GeoJSON; a re-upload replaces the
-//! records and keeps the id), read the usage figures.
+//! metadata and visibility, upload the data (CSV, XLSX or GeoJSON; a re-upload replaces
+//! the records and keeps the id), attach files (documentation, methodology), read the
+//! usage figures.
 
 use std::collections::HashMap;
 
@@ -13,10 +14,10 @@ use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 use socle_domain::{OrganisationId, Visibility};
 use socle_opendata::dataset::{DatasetId, Metadata};
-use socle_opendata::import::{read_csv, read_csv_cells, read_geojson};
+use socle_opendata::import::{read_csv, read_csv_cells, read_geojson, read_xlsx, read_xlsx_cells};
 use socle_opendata::schema::FieldType;
 use socle_opendata::table_schema::TableSchema;
-use socle_storage::StoredRecord;
+use socle_storage::{StoredAttachment, StoredRecord};
 
 use super::devices::read_small;
 use crate::i18n::Lang;
@@ -169,6 +170,26 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// The file formats an upload may have, told by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UploadKind {
+    Csv,
+    Xlsx,
+    GeoJson,
+}
+
+impl UploadKind {
+    fn of(content_type: &str) -> UploadKind {
+        if content_type.contains("spreadsheetml") {
+            UploadKind::Xlsx
+        } else if content_type.contains("json") {
+            UploadKind::GeoJson
+        } else {
+            UploadKind::Csv
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct UploadParams {
     /// `field:type,field:type` overriding the inferred types.
@@ -177,7 +198,7 @@ pub struct UploadParams {
 
 #[utoipa::path(put, path = "/api/v1/datasets/{id}/data", tag = "datasets", security(("bearer" = [])),
     params(("id" = String, Path, description = "Dataset identifier (slug)")),
-    responses((status = 200, description = "Data replaced (CSV or GeoJSON body); the id stays"), (status = 400, description = "Opendatasoft error: ODSQLError or InvalidRESTParameterError"), (status = 404, description = "Absent or not visible")))]
+    responses((status = 200, description = "Data replaced (CSV, XLSX — application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, first sheet — or GeoJSON body); the id stays"), (status = 400, description = "Opendatasoft error: ODSQLError or InvalidRESTParameterError"), (status = 404, description = "Absent or not visible")))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -201,13 +222,17 @@ pub async fn upload(
     }
     let bytes = read_small(lang, &headers, body, MAX_UPLOAD_BYTES, ("Un fichier", "A file")).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let kind = UploadKind::of(content_type);
     // A dataset with a Table Schema takes only files that satisfy it: the answer lists
     // every problem by row and column.
     if let Some(schema) = d.get().metadata.get("table_schema").filter(|s| !s.is_null()) {
-        if !content_type.contains("json") {
+        if kind != UploadKind::GeoJson {
             let schema = TableSchema::parse(schema).map_err(|e| bad(lang, e.clone(), e))?;
-            let cells = read_csv_cells(&bytes)
-                .map_err(|e| bad(lang, format!("Fichier illisible : {e}"), format!("Unreadable file: {e}")))?;
+            let cells = match kind {
+                UploadKind::Xlsx => read_xlsx_cells(&bytes),
+                _ => read_csv_cells(&bytes),
+            }
+            .map_err(|e| bad(lang, format!("Fichier illisible : {e}"), format!("Unreadable file: {e}")))?;
             let errors = schema.validate(&cells.headers, &cells.rows);
             if !errors.is_empty() {
                 let problem = Problem::new(
@@ -230,8 +255,12 @@ pub async fn upload(
             }
         }
     }
-    let table = if content_type.contains("json") { read_geojson(&bytes) } else { read_csv(&bytes, &overrides) }
-        .map_err(|e| bad(lang, format!("Fichier illisible : {e}"), format!("Unreadable file: {e}")))?;
+    let table = match kind {
+        UploadKind::GeoJson => read_geojson(&bytes),
+        UploadKind::Xlsx => read_xlsx(&bytes, &overrides),
+        UploadKind::Csv => read_csv(&bytes, &overrides),
+    }
+    .map_err(|e| bad(lang, format!("Fichier illisible : {e}"), format!("Unreadable file: {e}")))?;
     let records: Vec<StoredRecord> = table
         .rows
         .into_iter()
@@ -256,4 +285,80 @@ pub async fn usage(
     let d = scoped.managed_dataset(&id).await.map_err(|e| problem(lang, e, &id))?;
     let u = scoped.dataset_usage(&d).await.map_err(|e| Problem::from_store(lang, e))?;
     Ok(Json(json!(u)))
+}
+
+/// Largest attached file (a PDF of methodology, a data dictionary).
+const MAX_ATTACHMENT_BYTES: usize = 20 * 1024 * 1024;
+
+/// An attachment's name is its file name and its id in URLs: letters, digits, `.`,
+/// `-` and `_`, not starting with a dot.
+fn attachment_name(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentParams {
+    /// The title shown in the catalogue (the name when absent).
+    title: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/datasets/{id}/attachments/{name}", tag = "datasets", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Dataset identifier (slug)"), ("name" = String, Path, description = "File name, also the attachment's id"), ("title" = Option<String>, Query, description = "Title shown in the catalogue")),
+    responses((status = 204, description = "Attachment stored (the body is the file, its Content-Type kept; at most 20 MiB)"), (status = 400, description = "Invalid name or empty file"), (status = 403, description = "Not the caller's to change"), (status = 404, description = "Absent or not visible"), (status = 413, description = "File too large")))]
+pub async fn put_attachment(
+    State(state): State<AppState>,
+    caller: Caller,
+    lang: Lang,
+    Path((id, name)): Path<(String, String)>,
+    Query(params): Query<AttachmentParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let scoped = state.scoped(&caller);
+    let d = scoped.managed_dataset(&id).await.map_err(|e| problem(lang, e, &id))?;
+    if !attachment_name(&name) {
+        return Err(Problem::bad_request(
+            lang,
+            "invalid-attachment",
+            format!("Nom de pièce jointe invalide : {name} (lettres, chiffres, « . », « - » et « _ », 100 au plus)."),
+            format!("Invalid attachment name: {name} (letters, digits, '.', '-' and '_', at most 100)."),
+        ));
+    }
+    let title = params.title.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).unwrap_or_else(|| name.clone());
+    if title.chars().count() > 200 {
+        return Err(Problem::bad_request(
+            lang,
+            "invalid-attachment",
+            "Le titre fait au plus 200 caractères.".into(),
+            "The title is at most 200 characters.".into(),
+        ));
+    }
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty() && t.len() <= 200 && t.contains('/'))
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let content = read_small(lang, &headers, body, MAX_ATTACHMENT_BYTES, ("Une pièce jointe", "An attachment")).await?;
+    if content.is_empty() {
+        return Err(Problem::bad_request(
+            lang,
+            "invalid-attachment",
+            "Le fichier est vide.".into(),
+            "The file is empty.".into(),
+        ));
+    }
+    let attachment = StoredAttachment {
+        name,
+        title,
+        media_type,
+        size: content.len() as u64,
+        content,
+        created_at: chrono::Utc::now(),
+    };
+    scoped.put_dataset_attachment(&d, &attachment).await.map_err(|e| Problem::from_store(lang, e))?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,19 +4,22 @@
 //!
 //! `records` keeps Opendatasoft's limits (`limit` ≤ 100, `offset + limit` ≤ 10,000) so
 //! clients page the same way; exports have no limit and stream records in chunks.
+//! Records are always read from storage a chunk at a time: `records` and `facets` keep
+//! only their page, their best `offset + limit` rows or their per-group state.
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use serde_json::{json, Map, Value as JsonValue};
-use socle_opendata::export::{Encoder, Format};
-use socle_opendata::odsql::{Query, QueryError, QueryParams, Record};
+use socle_opendata::export::{Encoder, ExportError, Format};
+use socle_opendata::odsql::{Query, QueryError, QueryParams, Record, Rows};
 use socle_opendata::schema::{Field, FieldType, Schema};
 use socle_storage::UsageKind;
 
-use crate::policy::{Caller, Scoped, VisibleDataset};
+use crate::policy::{Caller, DatasetRecords, Scoped, VisibleDataset};
 use crate::AppState;
 
 /// Records read from storage at a time, for queries and exports.
@@ -57,6 +60,18 @@ impl ExploreError {
 impl From<QueryError> for ExploreError {
     fn from(e: QueryError) -> Self {
         ExploreError { status: StatusCode::BAD_REQUEST, code: "ODSQLError", message: e.to_string() }
+    }
+}
+
+impl From<ExportError> for ExploreError {
+    fn from(e: ExportError) -> Self {
+        match e {
+            ExportError::TooManyRows { .. } => ExploreError::rest(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "export failed");
+                ExploreError::internal()
+            }
+        }
     }
 }
 
@@ -139,7 +154,32 @@ fn schema_of(d: &VisibleDataset) -> Schema {
     Schema::new(serde_json::from_value(d.get().fields.clone()).unwrap_or_default())
 }
 
-/// A dataset in Opendatasoft's catalogue shape.
+/// An attachment as Opendatasoft lists it.
+fn attachment_json(base: &str, dataset: &str, a: &socle_storage::StoredAttachment) -> JsonValue {
+    json!({
+        "id": a.name,
+        "title": a.title,
+        "mimetype": a.media_type,
+        "size": a.size,
+        "url": attachment_url(base, dataset, &a.name),
+    })
+}
+
+fn attachment_url(base: &str, dataset: &str, name: &str) -> String {
+    format!("{base}/api/explore/v2.1/catalog/datasets/{dataset}/attachments/{name}")
+}
+
+/// A dataset in Opendatasoft's catalogue shape, with its attachments.
+async fn dataset_with_attachments(state: &AppState, scoped: &Scoped, d: &VisibleDataset) -> ExploreResult<JsonValue> {
+    let base = state.web.settings.public_url().to_string();
+    let attachments: Vec<JsonValue> =
+        scoped.dataset_attachments(d).await?.iter().map(|a| attachment_json(&base, &d.get().id, a)).collect();
+    let mut json = dataset_json(d);
+    json["attachments"] = JsonValue::Array(attachments);
+    Ok(json)
+}
+
+/// A dataset in Opendatasoft's catalogue shape (attachments filled by the caller).
 fn dataset_json(d: &VisibleDataset) -> JsonValue {
     let d = d.get();
     let m = &d.metadata;
@@ -235,18 +275,22 @@ async fn visible(scoped: &Scoped, id: &str) -> ExploreResult<VisibleDataset> {
     scoped.dataset(id).await?.ok_or_else(|| ExploreError::not_found(id))
 }
 
-/// All records of a dataset (the records and facets endpoints are bounded by the
-/// 10,000 window for output, not for input: they read every row once).
-async fn all_records(scoped: &Scoped, d: &VisibleDataset) -> ExploreResult<Vec<Record>> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let chunk = scoped.dataset_records_chunk(d, after, CHUNK).await?;
-        let Some(last) = chunk.last() else { break };
-        after = last.row;
-        out.extend(chunk.into_iter().map(|r| r.data));
+/// Runs a query over every record of a dataset, read a chunk at a time.
+async fn run_query(
+    scoped: &Scoped,
+    d: &VisibleDataset,
+    query: &Query,
+    offset: usize,
+    limit: usize,
+) -> ExploreResult<Rows> {
+    let mut run = query.start(offset, limit);
+    let mut records = scoped.dataset_records(d, CHUNK);
+    while let Some(chunk) = records.next_chunk().await? {
+        for r in chunk {
+            run.push(r.data);
+        }
     }
-    Ok(out)
+    Ok(run.finish())
 }
 
 #[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets", tag = "open data",
@@ -263,16 +307,19 @@ pub async fn catalog_datasets(
     let select = qp.select.take();
     let query = Query::build(&catalog_schema(), &qp)?;
     let _ = select;
-    let datasets = state.scoped(&caller).datasets().await?;
+    let scoped = state.scoped(&caller);
+    let datasets = scoped.datasets().await?;
     let records: Vec<Record> = datasets.iter().map(catalog_record).collect();
     let rows = query.run(records, offset, limit);
-    let results: Vec<JsonValue> = rows
+    let mut results = Vec::new();
+    for d in rows
         .results
         .iter()
         .filter_map(|r| r.get("dataset_id").and_then(JsonValue::as_str))
         .filter_map(|id| datasets.iter().find(|d| d.get().id == id))
-        .map(dataset_json)
-        .collect();
+    {
+        results.push(dataset_with_attachments(&state, &scoped, d).await?);
+    }
     Ok(Json(json!({"total_count": rows.total_count, "results": results})))
 }
 
@@ -287,7 +334,7 @@ pub async fn catalog_dataset(
     let scoped = state.scoped(&caller);
     let d = visible(&scoped, &id).await?;
     scoped.count_dataset_usage(&d, UsageKind::View).await;
-    Ok(Json(dataset_json(&d)))
+    Ok(Json(dataset_with_attachments(&state, &scoped, &d).await?))
 }
 
 #[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{id}/records", tag = "open data",
@@ -305,7 +352,7 @@ pub async fn records(
     let (offset, limit) = params.page()?;
     let query = Query::build(&schema_of(&d), &params.query())?;
     scoped.count_dataset_usage(&d, UsageKind::ApiCall).await;
-    let rows = query.run(all_records(&scoped, &d).await?, offset, limit);
+    let rows = run_query(&scoped, &d, &query, offset, limit).await?;
     Ok(Json(json!({"total_count": rows.total_count, "results": rows.results})))
 }
 
@@ -355,8 +402,14 @@ pub async fn dataset_facets(
     (qp.select, qp.group_by, qp.order_by) = (None, None, None);
     let query = Query::build(&schema, &qp)?;
     scoped.count_dataset_usage(&d, UsageKind::ApiCall).await;
-    let facets = query.facets(all_records(&scoped, &d).await?, &fields, 100);
-    Ok(Json(json!({"links": [], "facets": facets})))
+    let mut counts = query.start_facets(&fields);
+    let mut records = scoped.dataset_records(&d, CHUNK);
+    while let Some(chunk) = records.next_chunk().await? {
+        for r in &chunk {
+            counts.push(&r.data);
+        }
+    }
+    Ok(Json(json!({"links": [], "facets": counts.finish(100)})))
 }
 
 #[utoipa::path(get, path = "/api/explore/v2.1/catalog/facets", tag = "open data",
@@ -384,11 +437,13 @@ pub async fn catalog_facets(
 }
 
 /// Streams an export: records are read `CHUNK` at a time, filtered, projected and
-/// encoded, so memory does not grow with the dataset. Ordered or grouped exports are
-/// computed in memory first (they need every row).
+/// encoded, so memory does not grow with the dataset. An aggregated export keeps one
+/// state per group; an ordered one keeps the matching rows (its `limit` best if given).
+/// XLSX is written to a temporary file as records come and sent once complete, so its
+/// row limit answers a clean error before any byte.
 #[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{id}/exports/{format}", tag = "open data",
-    params(("id" = String, Path, description = "Dataset identifier (slug)"), ("format" = String, Path, description = "csv, json, jsonl or geojson")),
-    responses((status = 200, description = "The whole dataset, streamed (csv, json, jsonl, geojson)"), (status = 400, description = "Opendatasoft error: ODSQLError or InvalidRESTParameterError"), (status = 404, description = "Absent or not visible")))]
+    params(("id" = String, Path, description = "Dataset identifier (slug)"), ("format" = String, Path, description = "csv, json, jsonl, geojson, xlsx or parquet")),
+    responses((status = 200, description = "The whole dataset, streamed (csv, json, jsonl, geojson, xlsx, parquet)"), (status = 400, description = "Opendatasoft error: ODSQLError or InvalidRESTParameterError"), (status = 404, description = "Absent or not visible")))]
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
@@ -410,42 +465,52 @@ pub async fn export(
     let limit = params.number("limit", -1, -1, i64::MAX)?;
     let limit = if limit < 0 { usize::MAX } else { limit as usize };
     scoped.count_dataset_usage(&d, UsageKind::Download).await;
-    let columns: Vec<String> = match params.one("select") {
-        Some(_) if query.is_aggregated() || params.one("select") != Some("*") => Vec::new(),
-        _ => schema.fields.iter().map(|f| f.name.clone()).collect(),
-    };
     let filename = format!("{}.{}", d.get().id, fmt.extension());
     let headers = [
         (header::CONTENT_TYPE, fmt.content_type().to_string()),
         (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
     ];
-    if query.is_aggregated() || query.has_order() || !columns.is_empty() && params.one("select").is_some() {
-        let rows = query.run(all_records(&scoped, &d).await?, 0, limit);
-        let cols = if columns.is_empty() {
-            rows.results.first().map(|r| r.keys().cloned().collect()).unwrap_or_default()
-        } else {
-            columns
-        };
-        let mut enc = Encoder::new(fmt, &schema, cols);
-        let mut out = enc.begin();
-        for r in &rows.results {
-            out.extend(enc.record(r));
+    let mut export_schema = schema.clone();
+    let plain_columns = || -> Vec<String> {
+        match params.one("select") {
+            None | Some("*") => schema.fields.iter().map(|f| f.name.clone()).collect(),
+            Some(_) => query.project(&Map::new()).keys().cloned().collect(),
         }
-        out.extend(enc.end());
-        return Ok((headers, out).into_response());
-    }
-    let columns = if params.one("select").is_some() {
-        let probe = query.project(&Map::new());
-        probe.keys().cloned().collect()
-    } else {
-        schema.fields.iter().map(|f| f.name.clone()).collect()
     };
-    let encoder = Encoder::new(fmt, &schema, columns);
-    let state = ExportState { scoped, dataset: d, query, encoder, after: 0, sent: 0, limit, stage: Stage::Begin };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
+    let (source, columns) = if query.is_plain() {
+        (Source::Records(Box::new(scoped.dataset_records(&d, CHUNK))), plain_columns())
+    } else {
+        let rows = run_query(&scoped, &d, &query, 0, limit).await?;
+        let columns = if query.is_aggregated() { query.output_columns() } else { plain_columns() };
+        // Computed columns (counts, sums) get the type of their values, so typed
+        // formats (Parquet, XLSX) write numbers as numbers.
+        for c in &columns {
+            if export_schema.field(c).is_none() {
+                let t = rows.results.iter().find_map(|r| match r.get(c) {
+                    Some(JsonValue::Number(_)) => Some(FieldType::Double),
+                    Some(JsonValue::Bool(_)) => Some(FieldType::Boolean),
+                    Some(JsonValue::Null) | None => None,
+                    Some(_) => Some(FieldType::Text),
+                });
+                export_schema.fields.push(Field::new(c, c, t.unwrap_or(FieldType::Text)));
+            }
+        }
+        (Source::Computed(rows.results.into_iter()), columns)
+    };
+    let encoder = Encoder::new(fmt, &export_schema, columns, query.timezone())?;
+    let reader = Reader { source, query, sent: 0, limit };
+    if !fmt.is_streamed() {
+        let body = whole_file(reader, encoder).await?;
+        return Ok((headers, body).into_response());
+    }
+    let export = ExportState { reader, encoder, stage: Stage::Begin };
+    // Fused: the compression layer polls a body once more after its end, and an
+    // `Unfold` polled after it finished panics (seen with every browser download).
+    let stream = futures_util::stream::unfold(export, |mut s| async move {
         let bytes = s.next().await?;
         Some((bytes, s))
-    });
+    })
+    .fuse();
     Ok((headers, Body::from_stream(stream)).into_response())
 }
 
@@ -455,19 +520,83 @@ enum Stage {
     Done,
 }
 
-struct ExportState {
-    scoped: Scoped,
-    dataset: VisibleDataset,
+/// Where exported records come from: storage, a chunk at a time, or the rows of an
+/// aggregated or ordered query computed beforehand.
+enum Source {
+    Records(Box<DatasetRecords>),
+    Computed(std::vec::IntoIter<Record>),
+}
+
+/// The records of an export, filtered and projected, up to its limit.
+struct Reader {
+    source: Source,
     query: Query,
-    encoder: Encoder,
-    after: i64,
     sent: usize,
     limit: usize,
+}
+
+struct ExportState {
+    reader: Reader,
+    encoder: Encoder,
     stage: Stage,
+}
+
+/// Bytes a blocking writer (XLSX's) hands to the response as it goes, 64 KiB at a
+/// time; the channel's bound makes the writer wait for a slow client.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+const WRITE_CHUNK: usize = 64 * 1024;
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.buffer);
+        self.tx.blocking_send(Ok(bytes)).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl Reader {
+    /// The next records to export, filtered and projected; `None` at the end.
+    async fn next_records(&mut self) -> Result<Option<Vec<Record>>, ExploreError> {
+        if self.sent >= self.limit {
+            return Ok(None);
+        }
+        let records = match &mut self.source {
+            Source::Computed(rows) => rows.by_ref().take(CHUNK).collect::<Vec<_>>(),
+            Source::Records(cursor) => {
+                let Some(chunk) = cursor.next_chunk().await? else { return Ok(None) };
+                chunk.iter().filter(|r| self.query.matches(&r.data)).map(|r| self.query.project(&r.data)).collect()
+            }
+        };
+        if records.is_empty() && matches!(self.source, Source::Computed(_)) {
+            return Ok(None);
+        }
+        let room = self.limit - self.sent;
+        let records: Vec<Record> = records.into_iter().take(room).collect();
+        self.sent += records.len();
+        Ok(Some(records))
+    }
 }
 
 impl ExportState {
     async fn next(&mut self) -> Option<Result<Vec<u8>, std::io::Error>> {
+        let failed = |e: String| {
+            tracing::error!(error = %e, "export stopped");
+            Some(Err(std::io::Error::other("export stopped")))
+        };
         match self.stage {
             Stage::Begin => {
                 self.stage = Stage::Rows;
@@ -476,27 +605,28 @@ impl ExportState {
             Stage::Rows => {
                 let mut out = Vec::new();
                 while out.is_empty() {
-                    let chunk = if self.sent >= self.limit {
-                        Vec::new()
-                    } else {
-                        match self.scoped.dataset_records_chunk(&self.dataset, self.after, CHUNK).await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                tracing::error!(error = %e, "export stopped");
-                                self.stage = Stage::Done;
-                                return Some(Err(std::io::Error::other("storage error")));
+                    match self.reader.next_records().await {
+                        Ok(Some(records)) => {
+                            for r in &records {
+                                match self.encoder.record(r) {
+                                    Ok(bytes) => out.extend(bytes),
+                                    Err(e) => {
+                                        self.stage = Stage::Done;
+                                        return failed(e.to_string());
+                                    }
+                                }
                             }
                         }
-                    };
-                    let Some(last) = chunk.last() else {
-                        self.stage = Stage::Done;
-                        return Some(Ok(self.encoder.end()));
-                    };
-                    self.after = last.row;
-                    for r in &chunk {
-                        if self.sent < self.limit && self.query.matches(&r.data) {
-                            out.extend(self.encoder.record(&self.query.project(&r.data)));
-                            self.sent += 1;
+                        Ok(None) => {
+                            self.stage = Stage::Done;
+                            return match self.encoder.end() {
+                                Ok(end) => Some(Ok(end)),
+                                Err(e) => failed(e.to_string()),
+                            };
+                        }
+                        Err(e) => {
+                            self.stage = Stage::Done;
+                            return failed(e.message);
                         }
                     }
                 }
@@ -507,10 +637,65 @@ impl ExportState {
     }
 }
 
+/// XLSX: every record goes into the workbook first (off the async threads, as its rows
+/// go to a temporary file), then the workbook is written to the response as it is made.
+async fn whole_file(mut reader: Reader, mut encoder: Encoder) -> ExploreResult<Body> {
+    while let Some(records) = reader.next_records().await? {
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let result = records.iter().try_for_each(|r| encoder.record(r).map(drop));
+            (encoder, result)
+        })
+        .await
+        .map_err(|_| ExploreError::internal())?;
+        encoder = back;
+        result?;
+    }
+    Ok(finish_in_background(encoder))
+}
+
+/// Runs the encoder's last step on a blocking thread, its bytes going to the body.
+fn finish_in_background(mut encoder: Encoder) -> Body {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = ChannelWriter { tx: tx.clone(), buffer: Vec::new() };
+        let result = encoder
+            .finish(&mut writer)
+            .map_err(|e| e.to_string())
+            .and_then(|()| std::io::Write::flush(&mut writer).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            tracing::error!(error = %e, "export stopped");
+            let _ = tx.blocking_send(Err(std::io::Error::other("export stopped")));
+        }
+    });
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+#[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{id}/attachments/{attachment_id}", tag = "open data",
+    params(("id" = String, Path, description = "Dataset identifier (slug)"), ("attachment_id" = String, Path, description = "Attachment identifier (its file name)")),
+    responses((status = 200, description = "The attached file, as uploaded"), (status = 404, description = "Absent or not visible")))]
+pub async fn attachment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, attachment_id)): Path<(String, String)>,
+) -> ExploreResult<Response> {
+    let scoped = state.scoped(&caller);
+    let d = visible(&scoped, &id).await?;
+    let a =
+        scoped.dataset_attachment(&d, &attachment_id).await?.ok_or_else(|| ExploreError::not_found(&attachment_id))?;
+    scoped.count_dataset_usage(&d, UsageKind::Download).await;
+    // A publisher's file is never run as a page of this site: always a download, its
+    // type taken as declared (the security layer adds `nosniff` and the site's CSP).
+    let headers = [
+        (header::CONTENT_TYPE, a.media_type.clone()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", a.name)),
+    ];
+    Ok((headers, a.content).into_response())
+}
+
 /// The catalogue itself as a file (json, jsonl or csv of the dataset metadata).
 #[utoipa::path(get, path = "/api/explore/v2.1/catalog/exports/{format}", tag = "open data",
-    params(("format" = String, Path, description = "csv, json or jsonl")),
-    responses((status = 200, description = "The catalogue (csv, json, jsonl), or DCAT-AP 3 with format dcat (?format=ttl, rdf or jsonld; paged with Hydra, ?page=)"), (status = 400, description = "Opendatasoft error: ODSQLError or InvalidRESTParameterError"), (status = 404, description = "Absent or not visible")))]
+    params(("format" = String, Path, description = "csv, json, jsonl, xlsx, parquet or dcat")),
+    responses((status = 200, description = "The catalogue (csv, json, jsonl, xlsx, parquet), or DCAT-AP 3 with format dcat (?format=ttl, rdf or jsonld; paged with Hydra, ?page=)"), (status = 400, description = "Opendatasoft error: ODSQLError or InvalidRESTParameterError"), (status = 404, description = "Absent or not visible")))]
 pub async fn catalog_export(
     State(state): State<AppState>,
     caller: Caller,
@@ -526,19 +711,28 @@ pub async fn catalog_export(
     let fmt = Format::parse(&format, params.one("delimiter"), with_bom)
         .filter(|f| !matches!(f, Format::GeoJson))
         .ok_or_else(|| {
-            ExploreError::rest(format!("Invalid value for format: {format}. Expected csv, json or jsonl."))
+            ExploreError::rest(format!(
+                "Invalid value for format: {format}. Expected csv, json, jsonl, xlsx, parquet or dcat."
+            ))
         })?;
     let schema = catalog_schema();
     let query = Query::build(&schema, &params.query())?;
     let datasets = state.scoped(&caller).datasets().await?;
     let rows = query.run(datasets.iter().map(catalog_record), 0, usize::MAX);
-    let mut enc = Encoder::new(fmt, &schema, schema.fields.iter().map(|f| f.name.clone()).collect());
+    let mut enc = Encoder::new(fmt, &schema, schema.fields.iter().map(|f| f.name.clone()).collect(), query.timezone())?;
+    let headers = [
+        (header::CONTENT_TYPE, fmt.content_type().to_string()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"catalogue.{}\"", fmt.extension())),
+    ];
     let mut out = enc.begin();
     for r in &rows.results {
-        out.extend(enc.record(r));
+        out.extend(enc.record(r)?);
     }
-    out.extend(enc.end());
-    Ok(([(header::CONTENT_TYPE, fmt.content_type())], out).into_response())
+    if !fmt.is_streamed() {
+        return Ok((headers, finish_in_background(enc)).into_response());
+    }
+    out.extend(enc.end()?);
+    Ok((headers, out).into_response())
 }
 
 const DCAT_PER_PAGE: i64 = 100;
@@ -564,17 +758,30 @@ async fn dcat(
     };
     let page = params.number("page", 1, 1, 1_000_000)?;
     let base = state.web.settings.public_url().to_string();
-    let datasets = state.scoped(caller).datasets().await?;
+    let scoped = state.scoped(caller);
+    let datasets = scoped.datasets().await?;
     let total = datasets.len() as i64;
     let last = ((total + DCAT_PER_PAGE - 1) / DCAT_PER_PAGE).max(1);
     let catalog_iri = format!("{base}/api/explore/v2.1/catalog/exports/dcat");
     let page_url = |n: i64| format!("{catalog_iri}?page={n}");
     let api = format!("{base}/api/explore/v2.1/catalog/datasets");
-    let items: Vec<DcatDataset> = datasets
+    let on_page: Vec<&VisibleDataset> =
+        datasets.iter().skip(((page - 1) * DCAT_PER_PAGE) as usize).take(DCAT_PER_PAGE as usize).collect();
+    let mut attachments = Vec::with_capacity(on_page.len());
+    for v in &on_page {
+        let id = &v.get().id;
+        let listed: Vec<(String, String, String)> = scoped
+            .dataset_attachments(v)
+            .await?
+            .into_iter()
+            .map(|a| (a.title, a.media_type, format!("{api}/{id}/attachments/{}", a.name)))
+            .collect();
+        attachments.push(listed);
+    }
+    let items: Vec<DcatDataset> = on_page
         .iter()
-        .skip(((page - 1) * DCAT_PER_PAGE) as usize)
-        .take(DCAT_PER_PAGE as usize)
-        .map(|v| {
+        .zip(attachments)
+        .map(|(v, attachments)| {
             let d = v.get();
             let m = &d.metadata;
             let text = |k: &str| m.get(k).and_then(JsonValue::as_str).map(str::to_string);
@@ -618,7 +825,7 @@ async fn dcat(
                 temporal,
                 spatial: text("spatial_coverage"),
                 exports,
-                attachments: Vec::new(),
+                attachments,
                 landing_page: format!("{api}/{}", d.id),
             }
         })

@@ -520,14 +520,21 @@ fn preview(
         })
         .collect();
     if schema.fields.iter().any(is_geo) {
-        let mut enc = Encoder::new(Format::GeoJson, schema, schema.fields.iter().map(|f| f.name.clone()).collect());
-        let mut out = enc.begin();
-        for r in records.iter().filter(|r| query.matches(r)).take(MAX_MAP_FEATURES) {
-            out.extend(enc.record(r));
-            p.mapped += 1;
+        let columns = schema.fields.iter().map(|f| f.name.clone()).collect();
+        let geojson = Encoder::new(Format::GeoJson, schema, columns, query.timezone()).and_then(|mut enc| {
+            let mut out = enc.begin();
+            for r in records.iter().filter(|r| query.matches(r)).take(MAX_MAP_FEATURES) {
+                out.extend(enc.record(r)?);
+                p.mapped += 1;
+            }
+            out.extend(enc.end()?);
+            Ok(out)
+        });
+        match geojson {
+            Ok(out) => p.geojson = String::from_utf8(out).unwrap_or_default(),
+            // The page stays useful without its map.
+            Err(e) => tracing::warn!(error = %e, "the dataset's map could not be encoded"),
         }
-        out.extend(enc.end());
-        p.geojson = String::from_utf8(out).unwrap_or_default();
     }
     p
 }

@@ -259,42 +259,51 @@ impl Query {
         out
     }
 
-    /// Runs over all records, returning `limit` results from `offset`. Without ordering
-    /// or grouping only the requested page is kept in memory.
+    /// Runs over all records, returning `limit` results from `offset`.
     pub fn run<I>(&self, records: I, offset: usize, limit: usize) -> Rows
     where
         I: IntoIterator<Item = Record>,
     {
-        if self.aggregated {
-            let mut rows = self.aggregate(records.into_iter().filter(|r| self.matches(r)));
-            let total_count = rows.len() as u64;
-            self.sort(&mut rows);
-            let results = rows.into_iter().skip(offset).take(limit).map(|(_, out)| out).collect();
-            return Rows { total_count, results };
-        }
-        let mut total_count = 0u64;
-        if self.order_by.is_empty() {
-            let mut results = Vec::new();
-            for record in records {
-                if self.matches(&record) {
-                    if total_count as usize >= offset && results.len() < limit {
-                        results.push(self.project(&record));
-                    }
-                    total_count += 1;
-                }
-            }
-            return Rows { total_count, results };
-        }
-        let mut matched: Vec<(Record, Record)> = Vec::new();
+        let mut run = self.start(offset, limit);
         for record in records {
-            if self.matches(&record) {
-                total_count += 1;
-                let projected = self.project(&record);
-                matched.push((record, projected));
-            }
+            run.push(record);
         }
-        self.sort(&mut matched);
-        Rows { total_count, results: matched.into_iter().skip(offset).take(limit).map(|(_, p)| p).collect() }
+        run.finish()
+    }
+
+    /// A run fed one record at a time (records read from storage in chunks). It keeps
+    /// only what the answer needs: the requested page without ordering, the best
+    /// `offset + limit` rows with ordering, one accumulator set per group when grouped.
+    pub fn start(&self, offset: usize, limit: usize) -> Run<'_> {
+        let state = if self.aggregated {
+            let mut aggregates: Vec<Expr> = Vec::new();
+            for e in self.select.iter().map(|p| &p.expr).chain(self.order_by.iter().map(|o| &o.expr)) {
+                collect_aggregates(e, &mut aggregates);
+            }
+            RunState::Grouped { aggregates, groups: BTreeMap::new() }
+        } else if self.order_by.is_empty() {
+            RunState::Plain(Vec::new())
+        } else {
+            RunState::Ordered(Vec::new())
+        };
+        Run { query: self, offset, limit, total: 0, state }
+    }
+
+    /// The time zone of the query (`timezone` parameter, UTC by default).
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// The columns of an aggregated answer in the order asked: `select`'s keys, or
+    /// `group_by`'s when there is no `select`.
+    pub fn output_columns(&self) -> Vec<String> {
+        let from = if self.select.is_empty() { &self.group_by } else { &self.select };
+        from.iter().filter(|p| p.expr.kind != ExprKind::Star).map(|p| p.key.clone()).collect()
+    }
+
+    /// Whether records come out in storage order, so a caller may stop reading early.
+    pub fn is_plain(&self) -> bool {
+        !self.aggregated && self.order_by.is_empty()
     }
 
     /// Sorts by `order_by`; in aggregated mode items are (group values, output row) and
@@ -327,20 +336,21 @@ impl Query {
         apply_permutation(items, &indices);
     }
 
-    fn aggregate(&self, records: impl Iterator<Item = Record>) -> Vec<(Vec<Value>, Record)> {
+    fn add_to_group(&self, aggregates: &[Expr], groups: &mut BTreeMap<GroupKey, Vec<Accumulator>>, record: &Record) {
         let ctx = self.context();
-        let mut aggregates: Vec<Expr> = Vec::new();
-        for e in self.select.iter().map(|p| &p.expr).chain(self.order_by.iter().map(|o| &o.expr)) {
-            collect_aggregates(e, &mut aggregates);
+        let key = GroupKey(self.group_by.iter().map(|g| ctx.eval(&g.expr, record)).collect());
+        let accs = groups.entry(key).or_insert_with(|| aggregates.iter().map(Accumulator::new).collect());
+        for (acc, expr) in accs.iter_mut().zip(aggregates) {
+            acc.add(&ctx, expr, record);
         }
-        let mut groups: BTreeMap<GroupKey, Vec<Accumulator>> = BTreeMap::new();
-        for record in records {
-            let key = GroupKey(self.group_by.iter().map(|g| ctx.eval(&g.expr, &record)).collect());
-            let accs = groups.entry(key).or_insert_with(|| aggregates.iter().map(Accumulator::new).collect());
-            for (acc, expr) in accs.iter_mut().zip(&aggregates) {
-                acc.add(&ctx, expr, &record);
-            }
-        }
+    }
+
+    fn aggregate(
+        &self,
+        aggregates: Vec<Expr>,
+        mut groups: BTreeMap<GroupKey, Vec<Accumulator>>,
+    ) -> Vec<(Vec<Value>, Record)> {
+        let ctx = self.context();
         // An aggregate without group_by over no record still answers one row (count 0).
         if groups.is_empty() && self.group_by.is_empty() {
             groups.insert(GroupKey(Vec::new()), aggregates.iter().map(Accumulator::new).collect());
@@ -382,27 +392,40 @@ impl Query {
     where
         I: IntoIterator<Item = Record>,
     {
-        let ctx = self.context();
-        let mut counts: Vec<HashMap<String, u64>> = vec![HashMap::new(); fields.len()];
+        let mut counts = self.start_facets(fields);
         for record in records {
-            if !self.matches(&record) {
-                continue;
-            }
-            for (i, field) in fields.iter().enumerate() {
-                let values = match ctx.field(&record, field) {
-                    Value::List(items) => items,
-                    other => vec![other],
+            counts.push(&record);
+        }
+        counts.finish(limit)
+    }
+
+    /// Facet counts fed one record at a time: memory holds the distinct values only.
+    pub fn start_facets<'a>(&'a self, fields: &'a [&'a str]) -> FacetCounts<'a> {
+        FacetCounts { query: self, fields, counts: vec![HashMap::new(); fields.len()] }
+    }
+
+    fn count_facets(&self, counts: &mut [HashMap<String, u64>], fields: &[&str], record: &Record) {
+        let ctx = self.context();
+        if !self.matches(record) {
+            return;
+        }
+        for (i, field) in fields.iter().enumerate() {
+            let values = match ctx.field(record, field) {
+                Value::List(items) => items,
+                other => vec![other],
+            };
+            for v in values {
+                let name = match &v {
+                    Value::Null => continue,
+                    Value::Date(d) => d.with_timezone(&self.tz).format("%Y").to_string(),
+                    other => other.display_text(),
                 };
-                for v in values {
-                    let name = match &v {
-                        Value::Null => continue,
-                        Value::Date(d) => d.with_timezone(&self.tz).format("%Y").to_string(),
-                        other => other.display_text(),
-                    };
-                    *counts[i].entry(name).or_default() += 1;
-                }
+                *counts[i].entry(name).or_default() += 1;
             }
         }
+    }
+
+    fn facet_answer(&self, counts: Vec<HashMap<String, u64>>, fields: &[&str], limit: usize) -> Vec<Facet> {
         fields
             .iter()
             .zip(counts)
@@ -423,6 +446,100 @@ impl Query {
                 Facet { name: field.to_string(), facets: values }
             })
             .collect()
+    }
+}
+
+/// Facet counts being accumulated; see [`Query::start_facets`].
+pub struct FacetCounts<'a> {
+    query: &'a Query,
+    fields: &'a [&'a str],
+    counts: Vec<HashMap<String, u64>>,
+}
+
+impl FacetCounts<'_> {
+    pub fn push(&mut self, record: &Record) {
+        self.query.count_facets(&mut self.counts, self.fields, record);
+    }
+
+    pub fn finish(self, limit: usize) -> Vec<Facet> {
+        self.query.facet_answer(self.counts, self.fields, limit)
+    }
+}
+
+enum RunState {
+    Plain(Vec<Record>),
+    /// (record, projection) pairs: sorted and cut back to `offset + limit` whenever the
+    /// buffer doubles, so a page from a large dataset keeps a few thousand rows at most.
+    Ordered(Vec<(Record, Record)>),
+    Grouped {
+        aggregates: Vec<Expr>,
+        groups: BTreeMap<GroupKey, Vec<Accumulator>>,
+    },
+}
+
+/// A query being run; see [`Query::start`].
+pub struct Run<'a> {
+    query: &'a Query,
+    offset: usize,
+    limit: usize,
+    total: u64,
+    state: RunState,
+}
+
+impl Run<'_> {
+    pub fn push(&mut self, record: Record) {
+        let q = self.query;
+        if !q.matches(&record) {
+            return;
+        }
+        let keep = self.offset.saturating_add(self.limit);
+        match &mut self.state {
+            RunState::Plain(results) => {
+                if self.total as usize >= self.offset && results.len() < self.limit {
+                    results.push(q.project(&record));
+                }
+            }
+            RunState::Ordered(rows) => {
+                let projected = q.project(&record);
+                rows.push((record, projected));
+                // The sort is stable and the kept rows come first: ties keep storage order.
+                if rows.len() >= keep.saturating_mul(2).max(1024) {
+                    q.sort(rows);
+                    rows.truncate(keep);
+                }
+            }
+            RunState::Grouped { aggregates, groups } => q.add_to_group(aggregates, groups, &record),
+        }
+        self.total += 1;
+    }
+
+    /// Whether more records can change the page (a plain run past its page only counts).
+    pub fn page_full(&self) -> bool {
+        matches!(&self.state, RunState::Plain(r) if r.len() >= self.limit)
+    }
+
+    /// Records matched so far.
+    pub fn matched(&self) -> u64 {
+        self.total
+    }
+
+    pub fn finish(self) -> Rows {
+        let q = self.query;
+        match self.state {
+            RunState::Plain(results) => Rows { total_count: self.total, results },
+            RunState::Ordered(mut rows) => {
+                q.sort(&mut rows);
+                let results = rows.into_iter().skip(self.offset).take(self.limit).map(|(_, p)| p).collect();
+                Rows { total_count: self.total, results }
+            }
+            RunState::Grouped { aggregates, groups } => {
+                let mut rows = q.aggregate(aggregates, groups);
+                let total_count = rows.len() as u64;
+                q.sort(&mut rows);
+                let results = rows.into_iter().skip(self.offset).take(self.limit).map(|(_, out)| out).collect();
+                Rows { total_count, results }
+            }
+        }
     }
 }
 
