@@ -43,7 +43,7 @@ mod ngsi;
 mod notifications;
 mod opendata;
 pub use ingestion::ManageError;
-pub use ngsi::NgsiScoped;
+pub use ngsi::{NgsiScoped, ALERT_TYPE};
 pub use opendata::{DatasetError, ManagedDataset, VisibleDataset};
 
 /// What every handler can reach. The store is private: handlers go through
@@ -457,6 +457,11 @@ pub async fn enforce(
     let (mut parts, body) = req.into_parts();
     let caller = match Caller::from_request_parts(&mut parts, &state).await {
         Ok(c) => c,
+        Err(p) if parts.uri.path().starts_with("/ngsi-ld/") => {
+            return crate::routes::ngsi::gate_refusal(
+                StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNAUTHORIZED),
+            )
+        }
         Err(p) => return p.into_response(),
     };
     if parts.uri.path().starts_with("/api/") {

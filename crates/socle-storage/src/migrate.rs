@@ -21,6 +21,11 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 6, name: "alerts", sql: include_str!("../migrations/sqlite/0006_alerts.sql") },
     Migration { version: 7, name: "notifications", sql: include_str!("../migrations/sqlite/0007_notifications.sql") },
     Migration { version: 8, name: "open data", sql: include_str!("../migrations/sqlite/0008_opendata.sql") },
+    Migration {
+        version: 10,
+        name: "JSON-LD contexts",
+        sql: include_str!("../migrations/sqlite/0010_jsonld_contexts.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -32,6 +37,11 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 6, name: "alerts", sql: include_str!("../migrations/postgres/0006_alerts.sql") },
     Migration { version: 7, name: "notifications", sql: include_str!("../migrations/postgres/0007_notifications.sql") },
     Migration { version: 8, name: "open data", sql: include_str!("../migrations/postgres/0008_opendata.sql") },
+    Migration {
+        version: 10,
+        name: "JSON-LD contexts",
+        sql: include_str!("../migrations/postgres/0010_jsonld_contexts.sql"),
+    },
 ];
 
 /// The migrations still to apply, or an error if the database is newer.

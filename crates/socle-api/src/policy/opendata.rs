@@ -149,9 +149,9 @@ impl Scoped {
                 audience: Audience::System,
                 organisations: Some(organisations.clone()),
                 entity_type: Some(entity_type.clone()),
-                bbox: None,
                 limit: 1000,
                 offset,
+                ..Default::default()
             };
             let page = self.store.query_entities(&filter).await?;
             let n = page.items.len();
