@@ -1007,6 +1007,9 @@ async fn alerts_as_entities(app: &App) {
         .as_array()
         .unwrap()
         .contains(&json!("Alert")));
+    let temporal = app.get("/temporal/entities?type=Alert", Some(&app.reader_a)).await;
+    assert_eq!(temporal.status, 200, "{:?}", temporal.body);
+    assert_eq!(temporal.body.as_array().unwrap().len(), 2, "alerts have no series, but are listed");
     // Others: B sees its own only; nobody sees through a tenant they do not reach; anonymous sees none.
     let b = app.get("/entities?type=Alert&count=true", Some(&app.writer_b)).await;
     assert_eq!(b.headers["ngsild-results-count"], "1");
@@ -1054,6 +1057,48 @@ async fn alerts_as_entities(app: &App) {
     assert_error(&create, 422, "OperationNotSupported");
     let still = app.get(&format!("/entities/{alert_id}?options=keyValues&attrs=severity"), Some(&app.writer_a)).await;
     assert_eq!(still.body["severity"], "high");
+}
+
+/// LanguageProperty and ListProperty are stored as such and come back the same;
+/// `lang` picks a language; `q` sees every language and every list item.
+async fn language_and_list_properties(app: &App) {
+    let id = "urn:ngsi-ld:Building:mairie-a";
+    let body = json!({"id": id, "type": "Building",
+        "label": {"type": "LanguageProperty", "languageMap": {"fr": "Mairie", "en": "Town hall"}},
+        "openingDays": {"type": "ListProperty", "valueList": ["lundi", "mardi"]}});
+    let created = app.call(Method::POST, "/entities", Some(&app.writer_a), Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let got = app.get(&format!("/entities/{id}"), Some(&app.writer_a)).await;
+    assert_eq!(got.body["label"], body["label"]);
+    assert_eq!(got.body["openingDays"], body["openingDays"]);
+    let en = app.get(&format!("/entities/{id}?lang=en"), Some(&app.writer_a)).await;
+    assert_eq!(en.body["label"], json!({"type": "Property", "value": "Town hall", "lang": "en"}));
+    let kv = app.get(&format!("/entities/{id}?lang=fr&options=keyValues"), Some(&app.writer_a)).await;
+    assert_eq!(kv.body["label"], "Mairie");
+    let concise = app.get(&format!("/entities/{id}?options=concise"), Some(&app.writer_a)).await;
+    assert_eq!(concise.body["openingDays"], json!({"valueList": ["lundi", "mardi"]}));
+    for (q, n) in [
+        ("label==%22Town%20hall%22", "1"),
+        ("label==Mairie", "1"),
+        ("openingDays==mardi", "1"),
+        ("openingDays==dimanche", "0"),
+    ] {
+        let a = app.get(&format!("/entities?type=Building&q={q}&count=true"), Some(&app.writer_a)).await;
+        assert_eq!(a.headers["ngsild-results-count"], n, "{q}: {:?}", a.body);
+    }
+    let patch = json!({"label": {"type": "LanguageProperty", "languageMap": {"fr": "Hôtel de ville"}}});
+    let a = app.call(Method::PATCH, &format!("/entities/{id}/attrs"), Some(&app.writer_a), Some(patch)).await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    let got = app.get(&format!("/entities/{id}?attrs=label&options=keyValues"), Some(&app.writer_a)).await;
+    assert_eq!(got.body["label"], json!({"languageMap": {"fr": "Hôtel de ville"}}));
+    let types = app.get("/attributes/openingDays", Some(&app.writer_a)).await;
+    assert_eq!(types.body["attributeTypes"], json!(["ListProperty"]));
+    let bad = json!({"label": {"type": "LanguageProperty", "languageMap": {"fr": 1}}});
+    assert_error(
+        &app.call(Method::POST, &format!("/entities/{id}/attrs"), Some(&app.writer_a), Some(bad)).await,
+        400,
+        "BadRequestData",
+    );
 }
 
 /// Refusals of the gate are NGSI-LD errors; details in French on request.
@@ -1110,5 +1155,6 @@ both_backends!(
     q_in_storage,
     user_contexts,
     alerts_as_entities,
+    language_and_list_properties,
     errors_shape_and_language
 );

@@ -150,6 +150,20 @@ pub enum Attribute {
         #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none", default)]
         observed_at: Option<DateTime<Utc>>,
     },
+    /// Text in several languages: BCP 47 tag (or `@none`) → text.
+    LanguageProperty {
+        #[serde(rename = "languageMap")]
+        language_map: BTreeMap<String, String>,
+        #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none", default)]
+        observed_at: Option<DateTime<Utc>>,
+    },
+    /// An ordered list of values.
+    ListProperty {
+        #[serde(rename = "valueList")]
+        value_list: Vec<serde_json::Value>,
+        #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none", default)]
+        observed_at: Option<DateTime<Utc>>,
+    },
 }
 
 impl Attribute {
@@ -166,7 +180,9 @@ impl Attribute {
         match self {
             Self::Property { observed_at, .. }
             | Self::Relationship { observed_at, .. }
-            | Self::GeoProperty { observed_at, .. } => *observed_at,
+            | Self::GeoProperty { observed_at, .. }
+            | Self::LanguageProperty { observed_at, .. }
+            | Self::ListProperty { observed_at, .. } => *observed_at,
         }
     }
 }
@@ -255,11 +271,12 @@ pub struct AttributeCondition {
     pub test: ValueTest,
 }
 
-/// What an attribute's value (a Property's value, a Relationship's object)
-/// must satisfy. A test *surely* holds when the value is a scalar of the
-/// operand's kind that satisfies it. It *may* hold, and storage keeps the
-/// entity for the caller's exact evaluation, when the value is an array
-/// (one item may match) or, against a number, text (it may hold a number).
+/// What an attribute's value (a Property's value, a Relationship's object,
+/// a ListProperty's list) must satisfy. A test *surely* holds when the value
+/// is a scalar of the operand's kind that satisfies it. It *may* hold, and
+/// storage keeps the entity for the caller's exact evaluation, when the
+/// value is an array (one item may match), a LanguageProperty (one of its
+/// texts may) or, against a number, text (it may hold a number).
 /// Any other value never matches: that is what lets storage drop entities.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ValueTest {

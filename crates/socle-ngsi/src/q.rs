@@ -465,6 +465,11 @@ fn resolve(e: &Entity, path: &AttrPath) -> Option<Value> {
         (_, Attribute::Property { value, .. }) => value.clone(),
         (_, Attribute::Relationship { object, .. }) => Value::from(object.as_str()),
         (_, Attribute::GeoProperty { value, .. }) => serde_json::to_value(value).ok()?,
+        // Any of its languages may match.
+        (_, Attribute::LanguageProperty { language_map, .. }) => {
+            Value::Array(language_map.values().cloned().map(Value::from).collect())
+        }
+        (_, Attribute::ListProperty { value_list, .. }) => Value::Array(value_list.clone()),
     };
     // Other dotted segments navigate the value, as several brokers allow.
     let skip = usize::from(matches!(path.sub.first().map(String::as_str), Some("observedAt" | "unitCode")));

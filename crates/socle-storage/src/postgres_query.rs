@@ -54,11 +54,14 @@ fn compare(v: &str, c: Comparison, s: &Scalar, args: &mut Vec<Arg>) -> String {
 }
 
 /// Values that may match without surely matching (see [`ValueTest`]).
-fn maybe(v: &str, scalars: &[&Scalar]) -> String {
+fn maybe(a: &str, scalars: &[&Scalar]) -> String {
+    let v = format!("{a}.value");
+    // A LanguageProperty's texts are each compared (any language matches).
+    let texts = format!("{a}.kind = 'LanguageProperty'");
     if scalars.iter().any(|s| matches!(s, Scalar::Number(_))) {
-        format!("jsonb_typeof({v}::jsonb) IN ('array', 'string')")
+        format!("(jsonb_typeof({v}::jsonb) IN ('array', 'string') OR {texts})")
     } else {
-        format!("jsonb_typeof({v}::jsonb) = 'array'")
+        format!("(jsonb_typeof({v}::jsonb) = 'array' OR {texts})")
     }
 }
 
@@ -67,15 +70,15 @@ fn value_test(a: &str, test: &ValueTest, args: &mut Vec<Arg>) -> (String, String
     let v = format!("{a}.value");
     match test {
         ValueTest::Exists => ("TRUE".into(), "FALSE".into()),
-        ValueTest::Compare(c, s) => (compare(&v, *c, s, args), maybe(&v, &[s])),
+        ValueTest::Compare(c, s) => (compare(&v, *c, s, args), maybe(a, &[s])),
         ValueTest::AnyOf(list) if list.is_empty() => ("FALSE".into(), "FALSE".into()),
         ValueTest::AnyOf(list) => {
             let any: Vec<String> = list.iter().map(|s| compare(&v, Comparison::Eq, s, args)).collect();
-            (format!("({})", any.join(" OR ")), maybe(&v, &list.iter().collect::<Vec<_>>()))
+            (format!("({})", any.join(" OR ")), maybe(a, &list.iter().collect::<Vec<_>>()))
         }
         ValueTest::Between(lo, hi) => {
             let (l, h) = (compare(&v, Comparison::Ge, lo, args), compare(&v, Comparison::Le, hi, args));
-            (format!("({l} AND {h})"), maybe(&v, &[lo, hi]))
+            (format!("({l} AND {h})"), maybe(a, &[lo, hi]))
         }
     }
 }

@@ -50,11 +50,14 @@ fn compare(v: &str, c: Comparison, s: &Scalar, args: &mut Vec<SqlValue>) -> Stri
 }
 
 /// Values that may match without surely matching (see [`ValueTest`]).
-fn maybe(v: &str, scalars: &[&Scalar]) -> String {
+fn maybe(a: &str, scalars: &[&Scalar]) -> String {
+    let v = format!("{a}.value");
+    // A LanguageProperty's texts are each compared (any language matches).
+    let texts = format!("{a}.kind = 'LanguageProperty'");
     if scalars.iter().any(|s| matches!(s, Scalar::Number(_))) {
-        format!("json_type({v}) IN ('array', 'text')")
+        format!("(json_type({v}) IN ('array', 'text') OR {texts})")
     } else {
-        format!("json_type({v}) = 'array'")
+        format!("(json_type({v}) = 'array' OR {texts})")
     }
 }
 
@@ -63,15 +66,15 @@ fn value_test(a: &str, test: &ValueTest, args: &mut Vec<SqlValue>) -> (String, S
     let v = format!("{a}.value");
     match test {
         ValueTest::Exists => ("1".into(), "0".into()),
-        ValueTest::Compare(c, s) => (compare(&v, *c, s, args), maybe(&v, &[s])),
+        ValueTest::Compare(c, s) => (compare(&v, *c, s, args), maybe(a, &[s])),
         ValueTest::AnyOf(list) if list.is_empty() => ("0".into(), "0".into()),
         ValueTest::AnyOf(list) => {
             let any: Vec<String> = list.iter().map(|s| compare(&v, Comparison::Eq, s, args)).collect();
-            (format!("({})", any.join(" OR ")), maybe(&v, &list.iter().collect::<Vec<_>>()))
+            (format!("({})", any.join(" OR ")), maybe(a, &list.iter().collect::<Vec<_>>()))
         }
         ValueTest::Between(lo, hi) => {
             let (l, h) = (compare(&v, Comparison::Ge, lo, args), compare(&v, Comparison::Le, hi, args));
-            (format!("({l} AND {h})"), maybe(&v, &[lo, hi]))
+            (format!("({l} AND {h})"), maybe(a, &[lo, hi]))
         }
     }
 }

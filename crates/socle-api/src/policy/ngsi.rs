@@ -106,6 +106,10 @@ impl NgsiScoped {
 
     pub async fn list_series(&self, id: &EntityId) -> Result<Vec<SeriesInfo>, NgsiError> {
         self.entity(id).await?.ok_or_else(|| NgsiError::entity_not_found(id.as_str()))?;
+        if is_alert_id(id) {
+            // An alert's history is its events (/api/v1/alerts/{id}), not series.
+            return Ok(Vec::new());
+        }
         self.store.list_series(id).await.map_err(ngsi_store_error)
     }
 

@@ -20,6 +20,8 @@ fn kind(a: &Attribute) -> &'static str {
         Attribute::Property { .. } => "Property",
         Attribute::Relationship { .. } => "Relationship",
         Attribute::GeoProperty { .. } => "GeoProperty",
+        Attribute::LanguageProperty { .. } => "LanguageProperty",
+        Attribute::ListProperty { .. } => "ListProperty",
     }
 }
 

@@ -46,7 +46,8 @@ fn attrs_list(p: &HashMap<String, String>, ctx: &Context) -> Option<Vec<String>>
 fn render_one(e: &Entity, p: &HashMap<String, String>, ctx: &Context) -> Value {
     let (format, sys_attrs) = options(p);
     let attrs = attrs_list(p, ctx);
-    representation::render(e, &Render { format, sys_attrs, attrs: attrs.as_deref(), ctx })
+    let lang = p.get("lang").map(String::as_str);
+    representation::render(e, &Render { format, sys_attrs, attrs: attrs.as_deref(), ctx, lang })
 }
 
 async fn scope(state: &AppState, caller: &Caller, headers: &HeaderMap) -> NgsiResult<NgsiScoped> {
