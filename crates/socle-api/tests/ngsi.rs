@@ -769,7 +769,8 @@ async fn q_in_storage(app: &App) {
             _ => vec![i as f64],
         }
     };
-    let cases: Vec<(&str, Box<dyn Fn(i64) -> bool>)> = vec![
+    type Expected = Box<dyn Fn(i64) -> bool>;
+    let cases: Vec<(&str, Expected)> = vec![
         ("level>25", Box::new(move |i| level(i).iter().any(|l| *l > 25.0))),
         ("level==7", Box::new(|i| i == 7)),
         ("level==1", Box::new(|i| i == 1 || i == 8)),

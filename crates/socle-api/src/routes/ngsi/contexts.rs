@@ -39,26 +39,31 @@ fn unavailable(url: &str, why: impl std::fmt::Display) -> Fail {
     Fail(NgsiError::LdContextNotAvailable(format!("The @context {url} is not available: {why}")))
 }
 
-fn client() -> &'static reqwest_rustls::Client {
-    static CLIENT: OnceLock<reqwest_rustls::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        // A redirect may stay on the host that was named, never leave it.
-        let policy = reqwest_rustls::redirect::Policy::custom(|attempt| {
-            let same_host = attempt.previous().first().map(|u| (u.host_str(), u.port_or_known_default()))
-                == Some((attempt.url().host_str(), attempt.url().port_or_known_default()));
-            if attempt.previous().len() > MAX_REDIRECTS || !same_host {
-                attempt.stop()
-            } else {
-                attempt.follow()
-            }
-        });
-        reqwest_rustls::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .redirect(policy)
-            .build()
-            .unwrap_or_default()
-    })
+/// The one client that fetches contexts; `None` if it could not be built
+/// (no TLS backend): then nothing is fetched rather than fetched unsafely.
+fn client() -> Option<&'static reqwest_rustls::Client> {
+    static CLIENT: OnceLock<Option<reqwest_rustls::Client>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            // A redirect may stay on the host that was named, never leave it.
+            let policy = reqwest_rustls::redirect::Policy::custom(|attempt| {
+                let same_host = attempt.previous().first().map(|u| (u.host_str(), u.port_or_known_default()))
+                    == Some((attempt.url().host_str(), attempt.url().port_or_known_default()));
+                if attempt.previous().len() > MAX_REDIRECTS || !same_host {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            });
+            reqwest_rustls::Client::builder()
+                .timeout(FETCH_TIMEOUT)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .redirect(policy)
+                .build()
+                .map_err(|e| tracing::error!(error = %e, "no HTTP client for JSON-LD contexts"))
+                .ok()
+        })
+        .as_ref()
 }
 
 /// A context document from its URL: JSON with `@context`, at most 1 MiB.
@@ -67,7 +72,8 @@ async fn fetch(url: &str) -> NgsiResult<Value> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(unavailable(url, "only http and https URLs are fetched"));
     }
-    let mut res = client()
+    let http = client().ok_or_else(|| unavailable(url, "this server cannot make HTTP requests"))?;
+    let mut res = http
         .get(parsed)
         .header(header::ACCEPT, "application/ld+json, application/json;q=0.9")
         .send()
