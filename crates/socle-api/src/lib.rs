@@ -209,6 +209,12 @@ pub fn route_table() -> Vec<RouteSpec> {
         ngsi("/ngsi-ld/v1/types/{type}", GET, get(ngsi::discovery::type_info)),
         ngsi("/ngsi-ld/v1/attributes", GET, get(ngsi::discovery::attributes)),
         ngsi("/ngsi-ld/v1/attributes/{attr}", GET, get(ngsi::discovery::attribute_info)),
+        ngsi("/ngsi-ld/v1/subscriptions", GET_POST, get(ngsi::subscriptions::list).post(ngsi::subscriptions::create)),
+        ngsi(
+            "/ngsi-ld/v1/subscriptions/{id}",
+            &[Method::GET, Method::PATCH, Method::DELETE],
+            get(ngsi::subscriptions::retrieve).patch(ngsi::subscriptions::update).delete(ngsi::subscriptions::delete),
+        ),
         ngsi("/ngsi-ld/v1/temporal/entities", GET, get(ngsi::temporal::query)),
         ngsi("/ngsi-ld/v1/temporal/entities/{id}", GET, get(ngsi::temporal::retrieve)),
         // Open data: the Opendatasoft Explore API v2.1 (visibility decided in policy/opendata.rs).
@@ -243,6 +249,10 @@ pub fn route_table() -> Vec<RouteSpec> {
         page("/tableaux", GET, Access::Open, get(web::hypervisor::dashboards_index)),
         page("/tableaux/{domaine}", GET, Access::Open, get(web::hypervisor::dashboard_page)),
         page("/elu", GET, Access::Open, get(web::hypervisor::elected_page)),
+        // The open-data portal.
+        page("/donnees", GET, Access::Open, get(web::opendata::catalogue_page)),
+        page("/donnees/{id}", GET, Access::Open, get(web::opendata::dataset_page)),
+        page("/donnees/{id}/widget/{kind}", GET, Access::Open, get(web::opendata::widget)),
         // Alerts and rules: members of the organisations concerned (policy/alerts.rs).
         page("/alertes", GET, Access::Member, get(web::alerts::alerts_page)),
         page("/alertes/{id}", GET, Access::Member, get(web::alerts::alert_page)),

@@ -37,13 +37,15 @@ use crate::Limits;
 mod alerts;
 mod hypervisor;
 mod ingestion;
-pub use alerts::{AlertError, AlertQuery, AlertView, AlertWiring, MAX_SCANNED_ALERTS};
+pub use alerts::{AlertError, AlertQuery, AlertView, AlertWiring};
 pub use hypervisor::LiveFeed;
 mod ngsi;
+mod ngsi_subscriptions;
 mod notifications;
 mod opendata;
 pub use ingestion::ManageError;
 pub use ngsi::{NgsiScoped, ALERT_TYPE};
+pub use ngsi_subscriptions::SubscriptionView;
 pub use opendata::{DatasetError, ManagedDataset, VisibleDataset};
 
 /// What every handler can reach. The store is private: handlers go through

@@ -16,17 +16,31 @@ use crate::AppState;
 /// no `eval`, no `blob:`: MapLibre's CSP build runs its worker from a
 /// same-origin file); data fetched from Socle and, when one is configured,
 /// the map's tile server; images from Socle, `data:` (MapLibre's control
-/// icons) and the tiles; forms posting to Socle only; never framed (the
-/// embeddable widgets of a later issue will relax `frame-ancestors` for
-/// their own routes only).
+/// icons) and the tiles; forms posting to Socle only; never framed, except
+/// the open-data widgets (see [`Embeddable`]).
 pub fn csp(settings: &WebSettings) -> String {
+    policy_with_ancestors(settings, "'none'")
+}
+
+/// The policy of an embeddable widget: the same, but any site may frame it.
+pub fn embeddable_csp(settings: &WebSettings) -> String {
+    policy_with_ancestors(settings, "*")
+}
+
+fn policy_with_ancestors(settings: &WebSettings, ancestors: &str) -> String {
     let tiles = settings.map.tile_origin().map(|o| format!(" {o}")).unwrap_or_default();
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:{tiles}; \
          connect-src 'self'{tiles}; worker-src 'self'; manifest-src 'self'; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'"
+         frame-ancestors {ancestors}; base-uri 'none'"
     )
 }
+
+/// Put in a response's extensions by the open-data widget pages, and by them only:
+/// those pages show public data and hold no form or secret, so other sites may
+/// frame them. Every other response keeps refusing to be framed.
+#[derive(Debug, Clone, Copy)]
+pub struct Embeddable;
 pub const PERMISSIONS_POLICY: &str =
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=(), browsing-topics=()";
 pub const HSTS: &str = "max-age=63072000; includeSubDomains";
@@ -34,16 +48,19 @@ pub const HSTS: &str = "max-age=63072000; includeSubDomains";
 /// Adds the security headers to every response, errors and fallbacks included.
 pub async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let https = state.web.settings.https();
-    let policy =
-        HeaderValue::from_str(&csp(&state.web.settings)).expect("the tile origin is checked to be a plain host");
     let mut res = next.run(req).await;
+    let embeddable = res.extensions().get::<Embeddable>().is_some();
+    let policy = if embeddable { embeddable_csp(&state.web.settings) } else { csp(&state.web.settings) };
+    let policy = HeaderValue::from_str(&policy).expect("the tile origin is checked to be a plain host");
     let h = res.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, policy);
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // Reset links carry a secret in their path: never send it anywhere.
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert("permissions-policy", HeaderValue::from_static(PERMISSIONS_POLICY));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !embeddable {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     if https {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
@@ -155,6 +172,10 @@ mod tests {
         let with_tiles = csp(&ign);
         assert!(with_tiles.contains("img-src 'self' data: https://data.geopf.fr;"), "{with_tiles}");
         assert!(with_tiles.contains("connect-src 'self' https://data.geopf.fr;"), "{with_tiles}");
+        assert!(with_tiles.contains("frame-ancestors 'none'"), "{with_tiles}");
+        let widget = embeddable_csp(&ign);
+        assert!(widget.contains("frame-ancestors *;"), "{widget}");
+        assert_eq!(widget.replace("frame-ancestors *", "frame-ancestors 'none'"), with_tiles);
         ign.map.tiles_url = "https://evil.example; script-src *".into();
         assert_eq!(ign.map.tile_origin(), None);
     }

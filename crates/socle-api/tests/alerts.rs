@@ -536,6 +536,83 @@ async fn scenario(t: TestStore) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("aurait ouvert"), "{body}");
     assert!(!body.contains("value=\"enregistrer\""), "an agent previews but is not offered to save");
+
+    // The form editor, for A's administrator: a threshold rule in words and numbers
+    // (French decimals), previewed, refused with the field named, then saved and
+    // shown back in the same fields.
+    let (cookie, csrf) = session(s, "admin-a@t.fr").await;
+    let send_form = |path: &'static str, fields: Vec<(&'static str, String)>| {
+        let req = browser
+            .post(format!("{}{path}", api.base))
+            .header("cookie", format!("socle_session={cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&fields).unwrap());
+        async move {
+            let res = req.send().await.unwrap();
+            let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+            (res.status(), location, res.text().await.unwrap())
+        }
+    };
+    let res = browser
+        .get(format!("{}/regles/nouvelle?type=threshold", api.base))
+        .header("cookie", format!("socle_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("id=\"genre\"") && body.contains("<option value=\"threshold\" selected>"), "{body}");
+    assert!(body.contains("name=\"seuil_niveau\" value=\"26\""), "the example's level, prefilled: {body}");
+    let fields = |level: &str, action: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("action", action.to_owned()),
+            ("organisation", "commune-a".to_owned()),
+            ("libelle_fr", "Conteneur trop plein".to_owned()),
+            ("libelle_en", "Container too full".to_owned()),
+            ("gravite", "high".to_owned()),
+            ("active", "on".to_owned()),
+            ("cible", "type".to_owned()),
+            ("cible_type", "WasteContainer".to_owned()),
+            ("genre", "threshold".to_owned()),
+            ("seuil_attribut", "fillingLevel".to_owned()),
+            ("seuil_sens", "above".to_owned()),
+            ("seuil_niveau", level.to_owned()),
+            ("seuil_retour", "0,5".to_owned()),
+            ("seuil_duree", "15".to_owned()),
+            ("pile_seuil", "not read: another kind".to_owned()),
+            ("delai_retour", "30".to_owned()),
+            ("battements", "3".to_owned()),
+            ("battement_fenetre", "60".to_owned()),
+        ]
+    };
+    let (status, _, body) = send_form("/regles/nouvelle", fields("0,8", "apercu")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("aurait ouvert"), "{body}");
+    let (status, _, body) = send_form("/regles/nouvelle", fields("huit", "apercu")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("« Niveau » : nombre attendu"), "{body}");
+    assert!(body.contains("value=\"huit\""), "what was typed is kept: {body}");
+    let (status, location, body) = send_form("/regles/nouvelle", fields("0,8", "enregistrer")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let location = location.unwrap();
+    let id = location.trim_start_matches("/regles/").split('?').next().unwrap().to_owned();
+    let (status, stored) = api.get(&admin_a, &format!("/api/v1/rules/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    let condition = &stored["definition"]["condition"];
+    assert_eq!(
+        (condition["level"].as_f64(), condition["clear"].as_f64(), condition["minDurationSeconds"].as_u64()),
+        (Some(0.8), Some(0.5), Some(900)),
+        "{stored}"
+    );
+    assert_eq!(stored["definition"]["resolveDelaySeconds"], json!(1800));
+    let res = browser
+        .get(format!("{}{location}", api.base))
+        .header("cookie", format!("socle_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Règle enregistrée") && body.contains("name=\"seuil_niveau\" value=\"0,8\""), "{body}");
     stop.cancel();
 }
 

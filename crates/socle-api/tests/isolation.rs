@@ -370,6 +370,7 @@ async fn matrix(t: TestStore) {
     let callers = fixture(&t.store).await;
     let letters = ingestion::fixture(&t.store).await;
     let alerts = alerting::fixture(&t.store).await;
+    subscriptions::fixture(&t.store).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = AppState::new(t.store.clone());
@@ -942,6 +943,48 @@ async fn web_rules(base: &str, path: &str, caller: &Caller, callers: &[Caller], 
             }
             alerting::assert_no_foreign_alert(&body, caller, &page);
             assert_no_foreign_marker(&body, caller, &page);
+        }
+        "/donnees" => {
+            let (status, body) = call(base, path, caller).await;
+            expect(status, StatusCode::OK, path);
+            for (c, v) in &caller.sees {
+                assert!(body.contains(&marker(c, *v)), "{name}: the catalogue lists {}", marker(c, *v));
+            }
+            for commune in ["a", "b"] {
+                for v in VISIBILITIES {
+                    if !caller.sees.contains(&(commune.to_owned(), v)) {
+                        assert!(!body.contains(&dataset_id(commune, v)), "{name}: the catalogue leaks a dataset");
+                    }
+                }
+            }
+            assert_no_foreign_marker(&body, caller, path);
+            // A search and a facet never widen what is listed.
+            let (status, body) = call(base, "/donnees?q=jeu&producteur=x&licence=etalab-2.0", caller).await;
+            expect(status, StatusCode::OK, "catalogue search");
+            assert_no_foreign_marker(&body, caller, path);
+        }
+        "/donnees/{id}" | "/donnees/{id}/widget/{kind}" => {
+            let widget = path.ends_with("{kind}");
+            for commune in ["a", "b"] {
+                for v in VISIBILITIES {
+                    let id = dataset_id(commune, v);
+                    for kind in if widget { &["table", "chart"][..] } else { &[""][..] } {
+                        let page = path.replace("{id}", &id).replace("{kind}", kind) + "?where=true";
+                        let (status, body) = call(base, &page, caller).await;
+                        // Widgets are framed by other sites: public datasets only, whoever asks.
+                        let visible = if widget {
+                            v == Visibility::Public
+                        } else {
+                            caller.sees.contains(&(commune.to_owned(), v))
+                        };
+                        expect(status, if visible { StatusCode::OK } else { StatusCode::NOT_FOUND }, &page);
+                        assert_no_foreign_marker(&body, caller, &page);
+                        assert!(visible || !body.contains(&id), "{name}: {page} names the hidden dataset");
+                    }
+                }
+            }
+            let absent = path.replace("{id}", "absent").replace("{kind}", "table");
+            expect(call(base, &absent, caller).await.0, StatusCode::NOT_FOUND, &absent);
         }
         "/manifest.webmanifest" | "/sw.js" | "/icone.svg" => {
             let (status, body) = call(base, path, caller).await;
@@ -1743,6 +1786,9 @@ async fn ngsi_rules(base: &str, path: &str, caller: &Caller) {
                 assert_no_foreign_marker(&body, caller, p);
             }
         }
+        "/ngsi-ld/v1/subscriptions" | "/ngsi-ld/v1/subscriptions/{id}" => {
+            subscriptions::rules(base, path, caller).await;
+        }
         path if path.starts_with("/ngsi-ld/v1/entityOperations/") => {
             if caller.session.is_some() {
                 return;
@@ -1815,6 +1861,158 @@ async fn ngsi_rules(base: &str, path: &str, caller: &Caller) {
                     assert_eq!(status, expected, "{} {path} {id}", caller.name);
                     assert_no_foreign_marker(&body, caller, &format!("{path} {id}"));
                     assert!(!body.contains("pwned"));
+                }
+            }
+        }
+    }
+}
+
+/// NGSI-LD subscriptions: the staff of an organisation (administrators, with
+/// those of a parent, and agents) read its subscriptions; nobody else learns
+/// they exist (404 like absent, lists without them); changes need `write`.
+mod subscriptions {
+    use std::collections::BTreeSet;
+
+    use chrono::Utc;
+    use reqwest::StatusCode;
+    use serde_json::{json, Value};
+    use socle_domain::{Email, OrganisationId, Role};
+    use socle_storage::{DynStore, NgsiDeliveryCounters, StoredNgsiSubscription};
+
+    use super::{send, Caller};
+
+    fn id(commune: &str) -> String {
+        format!("urn:ngsi-ld:Subscription:{commune}")
+    }
+
+    fn marker(commune: &str) -> String {
+        format!("SUBMARKER-{commune}")
+    }
+
+    pub async fn fixture(s: &DynStore) {
+        for commune in ["a", "b"] {
+            let org = OrganisationId::parse(&format!("commune-{commune}")).unwrap();
+            let owner =
+                s.create_user(&Email::parse(&format!("proprio-{commune}@test.fr")).unwrap(), "x", None).await.unwrap();
+            s.grant(owner.id, &org, Role::Agent).await.unwrap();
+            let spec = json!({
+                "id": id(commune), "description": marker(commune), "isActive": true,
+                "entities": [{"type": "Building"}],
+                "notification": {"format": "normalized",
+                                 "endpoint": {"uri": format!("http://127.0.0.1:9/{}", marker(commune)), "accept": "application/json"}},
+                "context": null,
+            });
+            s.create_ngsi_subscription(&StoredNgsiSubscription {
+                id: id(commune),
+                organisation: org,
+                tenant_only: false,
+                owner: owner.id,
+                spec,
+                created_at: Utc::now(),
+                modified_at: Utc::now(),
+                counters: NgsiDeliveryCounters::default(),
+            })
+            .await
+            .unwrap();
+        }
+    }
+
+    /// Whose subscriptions each caller reads (the organisations it operates).
+    fn reads(caller: &Caller) -> BTreeSet<&'static str> {
+        let n = caller.name;
+        let mut out = BTreeSet::new();
+        if n.contains("syndicate") || n == "session of A agent and B admin" {
+            out.extend(["a", "b"]);
+        } else if n.contains("of commune A") || n == "A agent and B admin, token for A" {
+            if !n.contains("elected") {
+                out.insert("a");
+            }
+        } else if n.contains("of commune B") {
+            out.insert("b");
+        }
+        if n.starts_with("ingestion") {
+            out.clear();
+        }
+        out
+    }
+
+    pub async fn rules(base: &str, path: &str, caller: &Caller) {
+        let revoked = caller.name.starts_with("revoked");
+        let anonymous = caller.token.is_none() && caller.session.is_none();
+        let seen = reads(caller);
+        match path {
+            "/ngsi-ld/v1/subscriptions" => {
+                let (status, body) =
+                    send(base, reqwest::Method::GET, "/ngsi-ld/v1/subscriptions?limit=100", caller, None).await;
+                if revoked || anonymous {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", caller.name);
+                    return;
+                }
+                assert_eq!(status, StatusCode::OK, "{}: {body}", caller.name);
+                let json: Value = serde_json::from_str(&body).unwrap();
+                let got: BTreeSet<String> =
+                    json.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+                let expected: BTreeSet<String> = seen.iter().map(|c| id(c)).collect();
+                assert_eq!(got, expected, "{}: subscription list", caller.name);
+                for c in ["a", "b"] {
+                    assert_eq!(body.contains(&marker(c)), seen.contains(c), "{}: {c}", caller.name);
+                }
+                // Creating under another commune's tenant without the right to: refused, nothing stored.
+                if caller.session.is_none() && !seen.contains("b") {
+                    let res = reqwest::Client::new()
+                        .post(format!("{base}/ngsi-ld/v1/subscriptions"))
+                        .bearer_auth(caller.token.as_deref().unwrap())
+                        .header("content-type", "application/json")
+                        .header("NGSILD-Tenant", "commune-b")
+                        .body(
+                            json!({"type": "Subscription", "id": "urn:ngsi-ld:Subscription:intrus",
+                                     "entities": [{"type": "Building"}],
+                                     "notification": {"endpoint": {"uri": "http://127.0.0.1:9/x"}}})
+                            .to_string(),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), StatusCode::FORBIDDEN, "{}", caller.name);
+                }
+            }
+            _ => {
+                for c in ["a", "b"] {
+                    let p = format!("/ngsi-ld/v1/subscriptions/{}", id(c));
+                    let (status, body) = send(base, reqwest::Method::GET, &p, caller, None).await;
+                    let expected = if revoked || anonymous {
+                        StatusCode::UNAUTHORIZED
+                    } else if seen.contains(c) {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::NOT_FOUND
+                    };
+                    assert_eq!(status, expected, "{} GET {p}", caller.name);
+                    assert_eq!(
+                        body.contains(&marker(c)),
+                        seen.contains(c) && !revoked && !anonymous,
+                        "{}",
+                        caller.name
+                    );
+                    if seen.contains(c) || caller.session.is_some() {
+                        // Changes by those who read it depend on the scope (tested in ngsi_subscriptions.rs);
+                        // sessions must first pass the CSRF check.
+                        continue;
+                    }
+                    for method in [reqwest::Method::PATCH, reqwest::Method::DELETE] {
+                        let mut req = reqwest::Client::new().request(method.clone(), format!("{base}{p}"));
+                        if let Some(t) = &caller.token {
+                            req = req.bearer_auth(t);
+                        }
+                        if method == reqwest::Method::PATCH {
+                            req = req.header("content-type", "application/json").body(r#"{"description":"pwned"}"#);
+                        }
+                        let res = req.send().await.unwrap();
+                        let expected =
+                            if revoked || anonymous { StatusCode::UNAUTHORIZED } else { StatusCode::NOT_FOUND };
+                        assert_eq!(res.status(), expected, "{} {method} {p}", caller.name);
+                        assert!(!res.text().await.unwrap().contains(&marker(c)));
+                    }
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod geoq;
 pub mod q;
 pub mod representation;
+pub mod subscription;
 pub mod temporal;
 pub mod types;
 

@@ -220,11 +220,14 @@ pub enum ActionRefusal {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertFilter {
+    /// Who reads: only alerts this audience may see (`rows::alert_audience_condition`);
+    /// `None` reads every alert (the alerting service, tests).
+    pub audience: Option<socle_domain::Audience>,
     pub organisations: Option<Vec<OrganisationId>>,
     pub statuses: Option<Vec<AlertStatus>>,
     pub severities: Option<Vec<String>>,
     pub entity: Option<EntityId>,
-    pub entity_type: Option<String>,
+    pub entity_types: Option<Vec<String>>,
     pub rule: Option<String>,
     pub limit: u32,
     pub offset: u64,

@@ -22,6 +22,7 @@ pub mod datasets;
 mod devices;
 pub mod feed;
 pub mod migrate;
+mod ngsi_subscriptions;
 mod notifications;
 pub mod postgres;
 mod postgres_accounts;
@@ -29,6 +30,7 @@ mod postgres_alerts;
 mod postgres_contexts;
 mod postgres_datasets;
 mod postgres_devices;
+mod postgres_ngsi_subscriptions;
 mod postgres_notifications;
 mod postgres_query;
 pub mod rollup;
@@ -39,6 +41,7 @@ mod sqlite_alerts;
 mod sqlite_contexts;
 mod sqlite_datasets;
 mod sqlite_devices;
+mod sqlite_ngsi_subscriptions;
 mod sqlite_notifications;
 mod sqlite_query;
 #[cfg(feature = "testing")]
@@ -59,6 +62,9 @@ pub use devices::{
 };
 pub use error::StoreError;
 pub use feed::{CommitFeed, Committed};
+pub use ngsi_subscriptions::{
+    NewNgsiNotification, NgsiDeliveryCounters, NgsiNotification, NgsiSubscriptions, StoredNgsiSubscription,
+};
 pub use notifications::{
     Delivery, DeliveryFilter, NewDelivery, Notifications, PushSubscriptionRecord, StoredSubscription, StoredWebhook,
     MAX_DELIVERY_ERROR_CHARS,
@@ -95,7 +101,7 @@ pub struct ConsistencyReport {
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
 pub trait Store:
-    Accounts + Devices + Alerts + Notifications + Datasets + JsonLdContexts + Send + Sync + 'static
+    Accounts + Devices + Alerts + Notifications + NgsiSubscriptions + Datasets + JsonLdContexts + Send + Sync + 'static
 {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;

@@ -22,6 +22,11 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 7, name: "notifications", sql: include_str!("../migrations/sqlite/0007_notifications.sql") },
     Migration { version: 8, name: "open data", sql: include_str!("../migrations/sqlite/0008_opendata.sql") },
     Migration {
+        version: 9,
+        name: "NGSI-LD subscriptions",
+        sql: include_str!("../migrations/sqlite/0009_ngsi_subscriptions.sql"),
+    },
+    Migration {
         version: 10,
         name: "JSON-LD contexts",
         sql: include_str!("../migrations/sqlite/0010_jsonld_contexts.sql"),
@@ -37,6 +42,11 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 6, name: "alerts", sql: include_str!("../migrations/postgres/0006_alerts.sql") },
     Migration { version: 7, name: "notifications", sql: include_str!("../migrations/postgres/0007_notifications.sql") },
     Migration { version: 8, name: "open data", sql: include_str!("../migrations/postgres/0008_opendata.sql") },
+    Migration {
+        version: 9,
+        name: "NGSI-LD subscriptions",
+        sql: include_str!("../migrations/postgres/0009_ngsi_subscriptions.sql"),
+    },
     Migration {
         version: 10,
         name: "JSON-LD contexts",

@@ -813,3 +813,77 @@ async fn upsert_entities_in(tx: &tokio_postgres::Transaction<'_>, entities: &[En
     }
     Ok(())
 }
+
+/// `WHERE` conditions and their arguments (`$1`…), shared by a count and a page query.
+#[derive(Default)]
+pub(crate) struct Conditions {
+    conds: Vec<String>,
+    args: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Conditions {
+    pub(crate) fn push(&mut self, cond: impl Fn(usize) -> String, arg: Box<dyn ToSql + Sync + Send>) {
+        self.args.push(arg);
+        self.conds.push(cond(self.args.len()));
+    }
+    pub(crate) fn orgs(&mut self, orgs: &Option<Vec<OrganisationId>>) {
+        if let Some(orgs) = orgs {
+            let list: Vec<String> = orgs.iter().map(|o| o.to_string()).collect();
+            self.push(|n| format!("organisation_id = ANY(${n})"), Box::new(list));
+        }
+    }
+    /// Adds a condition without argument.
+    pub(crate) fn require(&mut self, cond: &str) {
+        self.conds.push(cond.to_owned());
+    }
+
+    /// Adds a condition built by `build`, which takes its placeholders from the
+    /// given numbering (`$n` after the arguments already there) and returns the
+    /// values bound to them in order; `None` adds nothing.
+    pub(crate) fn push_numbered(
+        &mut self,
+        build: impl FnOnce(&mut dyn FnMut() -> String) -> Option<(String, Vec<String>)>,
+    ) {
+        let mut next = self.args.len();
+        if let Some((cond, values)) = build(&mut || {
+            next += 1;
+            format!("${next}")
+        }) {
+            self.conds.push(cond);
+            self.args.extend(values.into_iter().map(|v| Box::new(v) as Box<dyn ToSql + Sync + Send>));
+        }
+    }
+
+    pub(crate) fn clause(&self) -> String {
+        if self.conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conds.join(" AND "))
+        }
+    }
+    pub(crate) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect()
+    }
+
+    /// The count of matching rows of `table` and one page of them, ordered by `order`.
+    pub(crate) async fn select_page(
+        &self,
+        client: &Object,
+        table: &str,
+        columns: &str,
+        order: &str,
+        (limit, offset): (u32, u64),
+    ) -> Result<(u64, Vec<Row>)> {
+        let w = self.clause();
+        let total: i64 =
+            client.query_one(&format!("SELECT count(*) FROM {table}{w}"), &self.params()).await?.try_get(0)?;
+        let (limit, offset) = (i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX));
+        let n = self.args.len();
+        let mut params = self.params();
+        params.push(&limit);
+        params.push(&offset);
+        let sql = format!("SELECT {columns} FROM {table}{w} ORDER BY {order} LIMIT ${} OFFSET ${}", n + 1, n + 2);
+        let rows = client.query(&sql, &params).await?;
+        Ok((u64::try_from(total).unwrap_or(0), rows))
+    }
+}

@@ -4,7 +4,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use socle_domain::{ObservedValue, Page};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::alerts::{
@@ -12,8 +11,8 @@ use crate::alerts::{
     AlertEventRecord, AlertFilter, AlertRecord, AlertWrite, Alerts, EngineState, ObservationScan, RawAlert, RawEvent,
     RawRule, RuleFilter, RuleRecord, ALERT_COLUMNS, EVENT_COLUMNS, RULE_COLUMNS,
 };
-use crate::postgres::PostgresStore;
-use crate::rows::{from_ms, ms};
+use crate::postgres::{Conditions, PostgresStore};
+use crate::rows::{alert_audience_condition, from_ms, ms};
 use crate::{Result, StoreError};
 
 fn raw_alert(r: &Row) -> Result<RawAlert> {
@@ -176,30 +175,6 @@ async fn record(c: &impl GenericClient, w: &AlertWrite, now: i64) -> Result<Opti
     }
 }
 
-/// `WHERE` conditions with `$n` placeholders and their arguments.
-#[derive(Default)]
-struct Conditions {
-    conds: Vec<String>,
-    args: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl Conditions {
-    fn push(&mut self, cond: impl Fn(usize) -> String, arg: Box<dyn ToSql + Sync + Send>) {
-        self.args.push(arg);
-        self.conds.push(cond(self.args.len()));
-    }
-    fn clause(&self, keyword: &str) -> String {
-        if self.conds.is_empty() {
-            String::new()
-        } else {
-            format!(" {keyword} {}", self.conds.join(" AND "))
-        }
-    }
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect()
-    }
-}
-
 #[async_trait]
 impl Alerts for PostgresStore {
     async fn upsert_rule(&self, rule: &RuleRecord) -> Result<RuleRecord> {
@@ -253,11 +228,11 @@ impl Alerts for PostgresStore {
             w.push(|n| format!("organisation_id = ANY(${n})"), Box::new(list));
         }
         if filter.enabled_only {
-            w.conds.push("enabled".into());
+            w.require("enabled");
         }
         let rows = client
             .query(
-                &format!("SELECT {RULE_COLUMNS} FROM alert_rules{} ORDER BY organisation_id, id", w.clause("WHERE")),
+                &format!("SELECT {RULE_COLUMNS} FROM alert_rules{} ORDER BY organisation_id, id", w.clause()),
                 &w.params(),
             )
             .await?;
@@ -321,10 +296,7 @@ impl Alerts for PostgresStore {
     async fn list_alerts(&self, filter: &AlertFilter) -> Result<Page<AlertRecord>> {
         let client = self.client().await?;
         let mut w = Conditions::default();
-        if let Some(orgs) = &filter.organisations {
-            let list: Vec<String> = orgs.iter().map(|o| o.to_string()).collect();
-            w.push(|n| format!("organisation_id = ANY(${n})"), Box::new(list));
-        }
+        w.orgs(&filter.organisations);
         if let Some(statuses) = &filter.statuses {
             let list: Vec<String> = statuses.iter().map(|s| s.as_str().to_owned()).collect();
             w.push(|n| format!("status = ANY(${n})"), Box::new(list));
@@ -332,36 +304,30 @@ impl Alerts for PostgresStore {
         if let Some(severities) = &filter.severities {
             w.push(|n| format!("severity = ANY(${n})"), Box::new(severities.clone()));
         }
-        for (column, value) in [
-            ("entity_id", filter.entity.as_ref().map(|e| e.to_string())),
-            ("entity_type", filter.entity_type.clone()),
-            ("rule_id", filter.rule.clone()),
-        ] {
+        if let Some(types) = &filter.entity_types {
+            w.push(|n| format!("entity_type = ANY(${n})"), Box::new(types.clone()));
+        }
+        for (column, value) in
+            [("entity_id", filter.entity.as_ref().map(|e| e.to_string())), ("rule_id", filter.rule.clone())]
+        {
             if let Some(v) = value {
                 w.push(|n| format!("{column} = ${n}"), Box::new(v));
             }
         }
-        let clause = w.clause("WHERE");
-        let total: i64 =
-            client.query_one(&format!("SELECT count(*) FROM alerts{clause}"), &w.params()).await?.try_get(0)?;
-        let (limit, offset) = (i64::from(filter.limit), i64::try_from(filter.offset).unwrap_or(i64::MAX));
-        let n = w.args.len();
-        let mut params = w.params();
-        params.push(&limit);
-        params.push(&offset);
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {ALERT_COLUMNS} FROM alerts{clause}
-                     ORDER BY resolved_at IS NOT NULL, severity_rank DESC, opened_at, id LIMIT ${} OFFSET ${}",
-                    n + 1,
-                    n + 2
-                ),
-                &params,
+        if let Some(audience) = &filter.audience {
+            w.push_numbered(|ph| alert_audience_condition(audience, ph));
+        }
+        let (total, rows) = w
+            .select_page(
+                &client,
+                "alerts",
+                ALERT_COLUMNS,
+                "resolved_at IS NOT NULL, severity_rank DESC, opened_at, id",
+                (filter.limit, filter.offset),
             )
             .await?;
         let items = rows.iter().map(|r| raw_alert(r)?.parse()).collect::<Result<Vec<_>>>()?;
-        Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+        Ok(Page { total, items })
     }
 
     async fn alert_events(&self, id: i64) -> Result<Vec<AlertEventRecord>> {
@@ -434,7 +400,7 @@ impl Alerts for PostgresStore {
         if let Some(a) = &scan.attribute {
             w.push(|n| format!("s.attribute = ${n}"), Box::new(a.clone()));
         }
-        let clause = w.clause("WHERE");
+        let clause = w.clause();
         let mut out = Vec::new();
         for (table, numeric) in [("observations", true), ("observations_text", false)] {
             let sql = format!(

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Object;
 use futures_util::future::try_join_all;
 use socle_domain::{OrganisationId, Page};
 use tokio_postgres::error::SqlState;
@@ -15,7 +14,7 @@ use crate::devices::{
     DeadLetter, DeadLetterFilter, DeviceFilter, DeviceRecord, DeviceRoute, Devices, Downlink, DownlinkChange,
     FrameWrite, FramesOutcome, HealthUpdate, NewDeadLetter, NewDevice, NewDownlink, MAX_DEAD_LETTERS_PER_ORGANISATION,
 };
-use crate::postgres::{lock, write_in, PostgresStore};
+use crate::postgres::{lock, write_in, Conditions, PostgresStore};
 use crate::rows::{downlink_time_column, ms, RawDeadLetter, RawDevice, RawDownlink, DOWNLINK_COLUMNS};
 use crate::{Result, StoreError};
 
@@ -112,58 +111,6 @@ async fn update_health(client: &Transaction<'_>, dev_eui: &str, u: &HealthUpdate
         )
         .await?;
     Ok(n == 1)
-}
-
-/// `WHERE` conditions and their arguments (`$1`…), shared by a count and a page query.
-#[derive(Default)]
-struct Conditions {
-    conds: Vec<String>,
-    args: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl Conditions {
-    fn push(&mut self, cond: impl Fn(usize) -> String, arg: Box<dyn ToSql + Sync + Send>) {
-        self.args.push(arg);
-        self.conds.push(cond(self.args.len()));
-    }
-    fn orgs(&mut self, orgs: &Option<Vec<OrganisationId>>) {
-        if let Some(orgs) = orgs {
-            let list: Vec<String> = orgs.iter().map(|o| o.to_string()).collect();
-            self.push(|n| format!("organisation_id = ANY(${n})"), Box::new(list));
-        }
-    }
-    fn clause(&self) -> String {
-        if self.conds.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", self.conds.join(" AND "))
-        }
-    }
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect()
-    }
-
-    /// The count of matching rows of `table` and one page of them, ordered by `order`.
-    async fn select_page(
-        &self,
-        client: &Object,
-        table: &str,
-        columns: &str,
-        order: &str,
-        (limit, offset): (u32, u64),
-    ) -> Result<(u64, Vec<Row>)> {
-        let w = self.clause();
-        let total: i64 =
-            client.query_one(&format!("SELECT count(*) FROM {table}{w}"), &self.params()).await?.try_get(0)?;
-        let (limit, offset) = (i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX));
-        let n = self.args.len();
-        let mut params = self.params();
-        params.push(&limit);
-        params.push(&offset);
-        let sql = format!("SELECT {columns} FROM {table}{w} ORDER BY {order} LIMIT ${} OFFSET ${}", n + 1, n + 2);
-        let rows = client.query(&sql, &params).await?;
-        Ok((u64::try_from(total).unwrap_or(0), rows))
-    }
 }
 
 #[async_trait]
@@ -352,7 +299,7 @@ impl Devices for PostgresStore {
             c.push(|n| format!("dev_eui = ${n}"), Box::new(d.clone()));
         }
         if filter.pending {
-            c.conds.push("replayed_at IS NULL".into());
+            c.require("replayed_at IS NULL");
         }
         let (total, rows) =
             c.select_page(&client, "dead_letters", LETTER_COLUMNS, "id DESC", (filter.limit, filter.offset)).await?;

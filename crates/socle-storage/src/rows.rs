@@ -230,6 +230,65 @@ pub fn audience_condition(
     Some((format!("({})", conds.join(" OR ")), args))
 }
 
+/// The SQL condition restricting alerts (table `alerts`, unaliased) to what an
+/// audience may see, and its bound values in order; `None` for the system.
+///
+/// An alert follows its entity's visibility, except that an alert is never
+/// public: the alert of a public entity is seen as if the entity were
+/// `internal`. The alert of a deleted entity is seen by its organisation's full
+/// reach only. `Audience::can_see` with that mapping is the same rule in Rust;
+/// a storage test checks they agree.
+pub fn alert_audience_condition(
+    audience: &socle_domain::Audience,
+    ph: &mut dyn FnMut() -> String,
+) -> Option<(String, Vec<String>)> {
+    use socle_domain::Audience;
+    let reach = match audience {
+        Audience::System => return None,
+        Audience::Public => return Some(("1 = 0".to_owned(), Vec::new())),
+        Audience::Members(r) => r,
+    };
+    let mut args = Vec::new();
+    let mut list = |orgs: &[OrganisationId], args: &mut Vec<String>| {
+        let marks: Vec<String> = orgs
+            .iter()
+            .map(|o| {
+                args.push(o.to_string());
+                ph()
+            })
+            .collect();
+        marks.join(", ")
+    };
+    let mut conds = Vec::new();
+    if !reach.full.is_empty() {
+        conds.push(format!("alerts.organisation_id IN ({})", list(&reach.full, &mut args)));
+    }
+    let mut through_entity = Vec::new();
+    if !reach.internal.is_empty() {
+        through_entity.push(format!(
+            "(e.visibility IN ('internal', 'partners', 'public') AND e.organisation_id IN ({}))",
+            list(&reach.internal, &mut args)
+        ));
+    }
+    if !reach.partner.is_empty() {
+        through_entity.push(format!(
+            "(e.visibility = 'partners' AND EXISTS (SELECT 1 FROM entity_shares sh \
+             WHERE sh.entity_seq = e.seq AND sh.organisation_id IN ({})))",
+            list(&reach.partner, &mut args)
+        ));
+    }
+    if !through_entity.is_empty() {
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM entities e WHERE e.id = alerts.entity_id AND ({}))",
+            through_entity.join(" OR ")
+        ));
+    }
+    if conds.is_empty() {
+        return Some(("1 = 0".to_owned(), args));
+    }
+    Some((format!("({})", conds.join(" OR ")), args))
+}
+
 /// A user row and its memberships, before parsing.
 pub struct RawUser {
     pub id: String,

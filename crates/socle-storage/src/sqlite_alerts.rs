@@ -11,7 +11,7 @@ use crate::alerts::{
     AlertRecord, AlertWrite, Alerts, EngineState, ObservationScan, RawAlert, RawEvent, RawRule, RuleFilter, RuleRecord,
     ALERT_COLUMNS, EVENT_COLUMNS, RULE_COLUMNS,
 };
-use crate::rows::{from_ms, ms};
+use crate::rows::{alert_audience_condition, from_ms, ms};
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoreError};
 
@@ -322,15 +322,23 @@ impl Alerts for SqliteStore {
                 conds.push(format!("severity IN ({})", marks(severities.len())));
                 args.extend(severities.iter().cloned());
             }
-            for (column, value) in [
-                ("entity_id", filter.entity.as_ref().map(|e| e.to_string())),
-                ("entity_type", filter.entity_type.clone()),
-                ("rule_id", filter.rule.clone()),
-            ] {
+            if let Some(types) = &filter.entity_types {
+                conds.push(format!("entity_type IN ({})", marks(types.len())));
+                args.extend(types.iter().cloned());
+            }
+            for (column, value) in
+                [("entity_id", filter.entity.as_ref().map(|e| e.to_string())), ("rule_id", filter.rule.clone())]
+            {
                 if let Some(v) = value {
                     conds.push(format!("{column} = ?"));
                     args.push(v);
                 }
+            }
+            if let Some((cond, values)) =
+                filter.audience.as_ref().and_then(|a| alert_audience_condition(a, &mut || "?".to_owned()))
+            {
+                conds.push(cond);
+                args.extend(values);
             }
             let w = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
             let total: i64 = c

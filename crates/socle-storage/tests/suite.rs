@@ -584,7 +584,7 @@ async fn audience_filter_matches_the_policy_rule(t: &TestStore) {
     }
     s.upsert_entities(&all).await.unwrap();
     let ids = |names: &[&str]| names.iter().map(|n| OrganisationId::parse(n).unwrap()).collect::<Vec<_>>();
-    let audiences = [
+    let audiences = vec![
         Audience::Public,
         Audience::Members(Reach {
             full: ids(&["commune-a"]),
@@ -600,7 +600,7 @@ async fn audience_filter_matches_the_policy_rule(t: &TestStore) {
         Audience::Members(Reach { full: ids(&["partner"]), internal: ids(&["partner"]), partner: ids(&["partner"]) }),
         Audience::System,
     ];
-    for audience in audiences {
+    for audience in audiences.clone() {
         let page = s
             .query_entities(&EntityFilter { audience: audience.clone(), limit: 1000, ..Default::default() })
             .await
@@ -624,6 +624,45 @@ async fn audience_filter_matches_the_policy_rule(t: &TestStore) {
     let shared = s.entity(&all[7].id).await.unwrap().unwrap();
     assert_eq!(shared.shared_with, ids(&["partner"]));
     assert_eq!(shared.visibility, Visibility::Public);
+
+    // Alerts follow their entity, never public: the alert of a public entity is
+    // seen as an internal one, that of a deleted entity as a private one.
+    let t0 = at("2026-03-01T10:00:00Z");
+    let writes: Vec<_> = all.iter().map(|e| open_write("r1", e, t0)).collect();
+    assert_eq!(s.record_transitions(&writes, None).await.unwrap().len(), all.len());
+    let gone = all[5].clone(); // the syndicate's meter shared with the partner
+    assert!(s.delete_entity(&gone.id).await.unwrap());
+    let rule_of = |e: &Entity| {
+        let visibility = if e.id == gone.id {
+            Visibility::Private
+        } else if e.visibility == Visibility::Public {
+            Visibility::Internal
+        } else {
+            e.visibility
+        };
+        (visibility, if e.id == gone.id { Vec::new() } else { e.shared_with.clone() })
+    };
+    let mut stored = Vec::new();
+    for e in &all {
+        stored.push(s.entity(&e.id).await.unwrap().unwrap_or_else(|| gone.clone()));
+    }
+    for audience in audiences {
+        let page = s
+            .list_alerts(&AlertFilter { audience: Some(audience.clone()), limit: 1000, ..Default::default() })
+            .await
+            .unwrap();
+        let got: HashSet<_> = page.items.iter().map(|a| a.entity.clone()).collect();
+        let expected: HashSet<_> = stored
+            .iter()
+            .filter(|e| {
+                let (visibility, shared) = rule_of(e);
+                !matches!(audience, Audience::Public) && audience.can_see(&e.organisation, visibility, &shared)
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(got, expected, "alerts seen by {audience:?}");
+        assert_eq!(page.total as usize, got.len(), "the count obeys the same filter");
+    }
 }
 
 async fn accounts_tokens_and_audit(t: &TestStore) {
@@ -1497,7 +1536,8 @@ async fn alerts_are_opened_once_and_replays_change_nothing(t: &TestStore) {
     assert_eq!(s.list_alerts(&open_in_b).await.unwrap().total, 1);
     let low = AlertFilter { severities: Some(vec!["low".into()]), limit: 100, ..Default::default() };
     assert_eq!(s.list_alerts(&low).await.unwrap().total, 0);
-    let by_type = AlertFilter { entity_type: Some("SmartMeteringObservation".into()), limit: 1, ..Default::default() };
+    let by_type =
+        AlertFilter { entity_types: Some(vec!["SmartMeteringObservation".into()]), limit: 1, ..Default::default() };
     let page = s.list_alerts(&by_type).await.unwrap();
     assert_eq!((page.total, page.items.len()), (4, 1));
 }
@@ -1567,6 +1607,7 @@ suite!(
     alerts_are_opened_once_and_replays_change_nothing,
     observations_can_be_scanned_by_time,
     datasets_records_attachments_and_usage,
+    ngsi_subscriptions_and_their_outbox,
 );
 
 async fn entities_are_replaced_and_deleted(t: &TestStore) {
@@ -1608,4 +1649,98 @@ async fn entities_are_replaced_and_deleted(t: &TestStore) {
     // Recreated under the same id, it starts without the old history.
     s.upsert_entities(std::slice::from_ref(&a)).await.unwrap();
     assert!(s.list_series(&a.id).await.unwrap().is_empty());
+}
+
+async fn ngsi_subscriptions_and_their_outbox(t: &TestStore) {
+    use socle_storage::{NewNgsiNotification, NgsiDeliveryCounters, StoredNgsiSubscription};
+    let s = &t.store;
+    s.upsert_organisation(&org("syndicat", "200046977", None, None)).await.unwrap();
+    s.upsert_organisation(&org("commune-a", "86001", Some("syndicat"), None)).await.unwrap();
+    s.upsert_organisation(&org("commune-b", "86002", Some("syndicat"), None)).await.unwrap();
+    let u = s.create_user(&socle_domain::Email::parse("agent@a.fr").unwrap(), "Agent", None).await.unwrap();
+    let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let sub = |id: &str, org_: &str| StoredNgsiSubscription {
+        id: id.into(),
+        organisation: OrganisationId::parse(org_).unwrap(),
+        tenant_only: org_ == "commune-b",
+        owner: u.id,
+        spec: serde_json::json!({"id": id, "q": "fillingLevel>0.8"}),
+        created_at: now,
+        modified_at: now,
+        counters: NgsiDeliveryCounters::default(),
+    };
+    let a = sub("urn:ngsi-ld:Subscription:a", "commune-a");
+    s.create_ngsi_subscription(&a).await.unwrap();
+    s.create_ngsi_subscription(&sub("urn:ngsi-ld:Subscription:b", "commune-b")).await.unwrap();
+    // Ids are global.
+    assert!(matches!(
+        s.create_ngsi_subscription(&sub("urn:ngsi-ld:Subscription:a", "commune-b")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s.create_ngsi_subscription(&sub("urn:ngsi-ld:Subscription:x", "nulle-part")).await.is_err());
+    assert_eq!(s.ngsi_subscription("urn:ngsi-ld:Subscription:a").await.unwrap().unwrap(), a);
+    let only_a = s.list_ngsi_subscriptions(Some(&[OrganisationId::parse("commune-a").unwrap()])).await.unwrap();
+    assert_eq!(only_a.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), vec!["urn:ngsi-ld:Subscription:a"]);
+    assert_eq!(s.list_ngsi_subscriptions(None).await.unwrap().len(), 2);
+    assert!(s.list_ngsi_subscriptions(Some(&[])).await.unwrap().is_empty());
+    assert!(s.ngsi_subscription("urn:ngsi-ld:Subscription:b").await.unwrap().unwrap().tenant_only);
+    let later = now + Duration::seconds(5);
+    assert!(s.update_ngsi_subscription(&a.id, &serde_json::json!({"id": a.id}), later).await.unwrap());
+    assert!(!s
+        .update_ngsi_subscription("urn:ngsi-ld:Subscription:absente", &serde_json::json!({}), later)
+        .await
+        .unwrap());
+    let got = s.ngsi_subscription(&a.id).await.unwrap().unwrap();
+    assert_eq!((got.modified_at, got.created_at), (later, now));
+
+    // The outbox: idempotent on the notification id, nothing for an unknown subscription.
+    let n = |k: u128, sub_: &str| NewNgsiNotification {
+        id: uuid::Uuid::from_u128(k),
+        subscription: sub_.into(),
+        body: serde_json::json!({"id": format!("urn:ngsi-ld:Notification:{k}"), "data": [k as u64]}),
+        due_at: now,
+    };
+    let rows = [n(1, &a.id), n(2, &a.id), n(3, "urn:ngsi-ld:Subscription:b"), n(4, "urn:ngsi-ld:Subscription:absente")];
+    assert_eq!(s.enqueue_ngsi_notifications(&rows).await.unwrap(), 3);
+    assert_eq!(s.enqueue_ngsi_notifications(&rows[..2]).await.unwrap(), 0, "the same ids write nothing");
+    assert_eq!(s.list_ngsi_notifications(None, 100).await.unwrap().len(), 3);
+
+    // Claims count an attempt and hide rows until the lease ends.
+    let lease = now + Duration::seconds(60);
+    let claimed = s.claim_ngsi_notifications(now, lease, 2).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|c| c.attempts == 1 && c.notification.due_at == lease));
+    let third = s.claim_ngsi_notifications(now, lease, 10).await.unwrap();
+    assert_eq!(third.len(), 1);
+    assert!(s.claim_ngsi_notifications(now, lease, 10).await.unwrap().is_empty(), "all leased");
+    let again = s.claim_ngsi_notifications(lease, lease + Duration::seconds(60), 10).await.unwrap();
+    assert_eq!(again.len(), 3, "due again once the lease is over");
+    assert!(again.iter().all(|c| c.attempts == 2));
+
+    // Outcomes, and the subscription's counters with them.
+    let (one, two) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+    s.retry_ngsi_notification(one, later, later + Duration::seconds(30), "connection refused").await.unwrap();
+    s.complete_ngsi_notification(one, later + Duration::seconds(40)).await.unwrap();
+    s.complete_ngsi_notification(one, later + Duration::seconds(50)).await.unwrap(); // a late second completion
+    s.fail_ngsi_notification(two, later + Duration::seconds(60), "410 Gone").await.unwrap();
+    let c = s.ngsi_subscription(&a.id).await.unwrap().unwrap().counters;
+    assert_eq!((c.times_sent, c.times_failed), (3, 2));
+    assert_eq!(c.last_success, Some(later + Duration::seconds(40)));
+    assert_eq!(c.last_failure, Some(later + Duration::seconds(60)));
+    assert_eq!(c.last_notification, Some(later + Duration::seconds(60)));
+    let mine = s.list_ngsi_notifications(Some(&a.id), 100).await.unwrap();
+    assert_eq!(mine.len(), 2);
+    let first = mine.iter().find(|r| r.notification.id == one).unwrap();
+    assert_eq!(first.delivered_at, Some(later + Duration::seconds(40)));
+    assert_eq!(first.last_error, None);
+    let second = mine.iter().find(|r| r.notification.id == two).unwrap();
+    assert_eq!(second.last_error.as_deref(), Some("410 Gone"));
+    assert!(second.failed_at.is_some());
+    assert_eq!(first.notification.body["data"][0], 1);
+
+    // Finished rows are purged; deleting a subscription takes its pending rows.
+    assert_eq!(s.purge_ngsi_notifications(later + Duration::seconds(61)).await.unwrap(), 2);
+    assert!(s.delete_ngsi_subscription("urn:ngsi-ld:Subscription:b").await.unwrap());
+    assert!(!s.delete_ngsi_subscription("urn:ngsi-ld:Subscription:b").await.unwrap());
+    assert!(s.list_ngsi_notifications(None, 100).await.unwrap().is_empty());
 }

@@ -444,6 +444,21 @@ impl Config {
 
     /// The web settings; `bound` is the address actually listened on (for the default public URL).
     /// Notification settings, from `[notify]`, `[smtp]` and the web settings' public URL.
+    /// NGSI-LD notifications retry like alert notifications (`[notify]`).
+    pub fn ngsi_subscriptions(&self) -> socle_ngsi_notify::SubscriptionsConfig {
+        let n = &self.notify;
+        let http_timeout = Duration::from_secs(n.http_timeout_secs.max(1));
+        socle_ngsi_notify::SubscriptionsConfig {
+            http_timeout,
+            // Longer than an attempt (an HTTP timeout, or the MQTT acknowledgement's 10 s).
+            lease: (http_timeout * 3).max(Duration::from_secs(15)),
+            retry_base: Duration::from_secs(n.retry_base_secs.max(1)),
+            retry_max: Duration::from_secs(n.retry_max_secs.max(n.retry_base_secs).max(1)),
+            max_attempts: n.max_attempts.max(1),
+            ..socle_ngsi_notify::SubscriptionsConfig::default()
+        }
+    }
+
     pub fn notify(&self, web: &WebSettings) -> socle_notify::NotifyConfig {
         let n = &self.notify;
         let smtp = web.smtp.clone();

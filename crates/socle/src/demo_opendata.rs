@@ -112,12 +112,17 @@ pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
     let live = LiveSource { entity_type: "WasteContainer".into(), attributes: vec!["fillingLevel".into()] };
     let mut m = metadata(
         "Taux de remplissage des conteneurs",
-        "Taux de remplissage (de 0 à 1) de chaque point d'apport volontaire du syndicat, **mis à jour à chaque mesure** des capteurs.",
+        "Taux de remplissage (de 0 à 1) de chaque point d'apport volontaire du syndicat, **mis à jour à chaque mesure** des capteurs.\n\n\
+         Chaque conteneur est équipé d'une sonde à ultrasons qui mesure sa hauteur de remplissage plusieurs fois par jour. \
+         Les tournées de collecte sont planifiées à partir de ces mesures.\n\n\
+         - `fillingLevel` : de 0 (vide) à 1 (plein) ;\n\
+         - `observe_le` : l'heure de la dernière mesure.",
         "Syndicat du Val de Lémance",
         &["Environnement"],
         &["déchets", "conteneurs", "tri sélectif", "temps réel"],
     );
     m.frequency = Some("continuous".into());
+    m.spatial_coverage = Some("Syndicat du Val de Lémance".into());
     m.live = Some(live.clone());
     let fields = serde_json::to_value(&live.schema().fields)?;
     put(store, "taux-de-remplissage-des-conteneurs", socle_demo::SYNDICATE_ID, Visibility::Public, &m, None, fields)
@@ -126,12 +131,15 @@ pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
     let table = read_csv(EQUIPEMENTS.as_bytes(), &HashMap::new())?;
     let mut m = metadata(
         "Équipements sportifs de Saint-Aubin-sur-Lémance",
-        "Liste des équipements sportifs municipaux : type, surface, capacité, accessibilité.",
+        "Liste des équipements sportifs municipaux : type, surface, capacité, accessibilité.\n\n\
+         Les données suivent le [schéma des équipements sportifs](https://schema.data.gouv.fr/etalab/schema-equipements-sportifs/) \
+         d'Etalab. La capacité est le nombre de personnes accueillies en même temps ; une case vide signifie un accès libre.",
         "Commune de Saint-Aubin-sur-Lémance",
         &["Sports, loisirs"],
         &["équipements", "sport"],
     );
     m.frequency = Some("annual".into());
+    m.spatial_coverage = Some("Saint-Aubin-sur-Lémance".into());
     m.conforms_to = Some("https://schema.data.gouv.fr/etalab/schema-equipements-sportifs/latest.html".into());
     let fields = serde_json::to_value(&table.schema.fields)?;
     put(store, "equipements-sportifs", "commune-saint-aubin", Visibility::Public, &m, Some(table), fields).await?;
@@ -141,25 +149,30 @@ pub async fn create(store: &DynStore) -> anyhow::Result<usize> {
     let table = read_csv(SUBVENTIONS.as_bytes(), &text)?;
     let mut m = metadata(
         "Subventions aux associations 2025",
-        "Subventions attribuées par la commune en 2025, au format SCDL (décret n° 2017-779).",
+        "Subventions attribuées par la commune en 2025, au format SCDL (décret n° 2017-779).\n\n\
+         Publication obligatoire au-delà de 23 000 € par bénéficiaire ; la commune publie **toutes** ses subventions, \
+         y compris les aides en nature.",
         "Commune de Montclar-en-Lémance",
         &["Économie, finances"],
         &["subventions", "associations", "SCDL"],
     );
     m.conforms_to = Some("https://schema.data.gouv.fr/scdl/subventions/latest.html".into());
+    m.frequency = Some("irregular".into());
+    m.spatial_coverage = Some("Montclar-en-Lémance".into());
     m.temporal_coverage = Some(TemporalCoverage { start: Some("2025-01-01".into()), end: Some("2025-12-31".into()) });
     let fields = serde_json::to_value(&table.schema.fields)?;
     put(store, "subventions-associations-2025", "commune-montclar", Visibility::Public, &m, Some(table), fields)
         .await?;
 
     let table = read_geojson(parks().as_bytes())?;
-    let m = metadata(
+    let mut m = metadata(
         "Parcs et jardins de Montclar-en-Lémance",
-        "Contours des parcs et squares publics.",
+        "Contours des parcs et squares publics, avec leur surface et la présence d'une aire de jeux pour enfants.",
         "Commune de Montclar-en-Lémance",
         &["Environnement"],
         &["espaces verts"],
     );
+    m.spatial_coverage = Some("Montclar-en-Lémance".into());
     let fields = serde_json::to_value(&table.schema.fields)?;
     put(store, "parcs-et-jardins", "commune-montclar", Visibility::Public, &m, Some(table), fields).await?;
 

@@ -17,6 +17,7 @@ mod demo_accounts;
 mod demo_live;
 mod demo_ngsi;
 mod demo_opendata;
+mod demo_subscriptions;
 mod ingest_cli;
 mod server;
 mod telemetry;

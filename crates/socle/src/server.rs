@@ -90,6 +90,27 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
         worker.run(stop).await;
         Ok(())
     });
+    // NGSI-LD subscriptions: the matcher consumes the commit feed, the deliverer sends the outbox.
+    let subscriptions_config = config.ngsi_subscriptions();
+    let (matcher, matcher_task) = socle_ngsi_notify::start(
+        store.clone(),
+        pipeline.feed(),
+        state.ngsi_subscription_visibility(),
+        subscriptions_config.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .context("starting NGSI-LD subscriptions")?;
+    let deliverer = Arc::new(socle_ngsi_notify::Deliverer::new(store.clone(), subscriptions_config, matcher.wake()));
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        deliverer.run(stop).await;
+        Ok(())
+    });
+    tasks.spawn(async move {
+        matcher_task.await.context("NGSI-LD subscriptions task")?;
+        Ok(())
+    });
     for (subscription, organisation, network) in subscriptions {
         let ingest = socle_ingestion::mqtt::MqttIngest { pipeline: pipeline.clone(), organisation, network };
         let stop = shutdown.clone();
@@ -127,6 +148,7 @@ pub async fn serve(config: Config, demo: Option<DemoMode>) -> anyhow::Result<()>
             api: state.clone(),
             settings: config.demo.clone(),
             mode,
+            broker: config.mqtt.subscriptions.first().map(|m| (m.host.clone(), m.port)),
         };
         tasks.spawn(run_demo(demo, shutdown.clone()));
     }
@@ -197,6 +219,13 @@ async fn retention_loop(
                     Ok(n) => tracing::info!(deleted = n, "expired sign-in records purged"),
                     Err(e) => tracing::warn!(error = %e, "purging sign-in records failed; will retry"),
                 }
+                // NGSI-LD notifications delivered or given up a week ago (the
+                // matcher's replay margin is far shorter, so no id can come back).
+                match store.purge_ngsi_notifications(now - chrono::Duration::days(7)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "old NGSI-LD notifications purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging NGSI-LD notifications failed; will retry"),
+                }
                 // Frame identities and dead letters past their keeping time.
                 let days = |d: u32| chrono::Duration::days(i64::from(d.max(1)));
                 let (frames_before, letters_before) =
@@ -223,14 +252,19 @@ struct DemoRun {
     api: AppState,
     settings: DemoSection,
     mode: DemoMode,
+    /// The first configured MQTT broker, where the demo's NGSI-LD subscription publishes.
+    broker: Option<(String, u16)>,
 }
 
 async fn run_demo(demo: DemoRun, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let DemoRun { store, metrics, server, feed, notifier, api, settings, mode } = demo;
+    let DemoRun { store, metrics, server, feed, notifier, api, settings, mode, broker } = demo;
     let work = async {
         let now = Utc::now();
         let territory = socle_demo::setup(&store, now).await.context("creating the demo territory")?;
         crate::demo_accounts::create(&store).await.context("creating the demo accounts")?;
+        crate::demo_subscriptions::create(&store, broker.as_ref().map(|(h, p)| (h.as_str(), *p)))
+            .await
+            .context("creating the demo NGSI-LD subscription")?;
         let datasets = crate::demo_opendata::create(&store).await.context("creating the demo datasets")?;
         tracing::info!(datasets, "demo open data ready");
         let context = crate::demo_ngsi::create(&store, &api.web.settings.public_url)

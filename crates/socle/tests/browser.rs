@@ -4,7 +4,8 @@
 //! its network log is read to prove no request left for another host, and a
 //! screenshot is saved to `target/screenshots/`. Signs in as each demo role,
 //! opens the map, a dashboard per domain, the élu view, an entity, changes
-//! the period, and sees a value pushed through ingestion appear live.
+//! the period, and sees a value pushed through ingestion appear live; and the
+//! open-data portal with its widgets framed by a page of another origin.
 //!
 //! Skipped, with a message, only when Chromium or chromedriver is not
 //! installed (`scripts/test` installs them: `chromium chromium-driver`).
@@ -105,6 +106,8 @@ struct Browser {
     shots: PathBuf,
     /// Every URL the browser requested, for the report.
     requests: usize,
+    /// Another origin the test itself serves (the site embedding a widget).
+    also_allowed: Option<String>,
 }
 
 impl Browser {
@@ -130,7 +133,15 @@ impl Browser {
         let axe = std::fs::read_to_string(socle_api::web::assets::AXE_CORE_PATH)
             .expect("axe-core from npm (built by socle-api)");
         let origin = base.trim_end_matches('/').to_owned();
-        Browser { client, base: base.to_owned(), origin, axe, shots: screenshots_dir(), requests: 0 }
+        Browser {
+            client,
+            base: base.to_owned(),
+            origin,
+            axe,
+            shots: screenshots_dir(),
+            requests: 0,
+            also_allowed: None,
+        }
     }
 
     async fn js(&self, script: &str) -> Value {
@@ -161,7 +172,7 @@ impl Browser {
         self.until(
             "the map and chart to be drawn",
             Duration::from_secs(30),
-            "return [...document.querySelectorAll('#carte, #graphique')].every(e => e.dataset.ready !== undefined)",
+            "return [...document.querySelectorAll('#carte, #graphique, #carte-donnees')].every(e => e.dataset.ready !== undefined)",
         )
         .await;
         self.check(shot).await;
@@ -169,13 +180,21 @@ impl Browser {
 
     /// axe-core, the network log, a screenshot.
     async fn check(&mut self, shot: &str) {
+        self.axe(shot).await;
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{shot}.png")), png).expect("save screenshot");
+        self.no_foreign_request(shot).await;
+    }
+
+    /// axe-core on the current document (a frame's, once entered).
+    async fn axe(&mut self, shot: &str) {
         let title = self.js("return document.title").await;
         let violations = self
             .client
             .execute_async(
                 &format!(
                     "{}\n;const done = arguments[arguments.length - 1];
-                     axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}}})
+                     axe.run(document, {{iframes: false, runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}}})
                         .then(r => done(r.violations.map(v => ({{id: v.id, impact: v.impact, help: v.help,
                               nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}}))))
                         .catch(e => done([{{id: 'axe-error', help: String(e)}}]));",
@@ -186,9 +205,6 @@ impl Browser {
             .await
             .expect("axe runs");
         assert_eq!(violations, json!([]), "{shot} ({title}): accessibility violations");
-        let png = self.client.screenshot().await.expect("screenshot");
-        std::fs::write(self.shots.join(format!("{shot}.png")), png).expect("save screenshot");
-        self.no_foreign_request(shot).await;
     }
 
     async fn no_foreign_request(&mut self, shot: &str) {
@@ -201,7 +217,9 @@ impl Browser {
             }
             let url = m["message"]["params"]["request"]["url"].as_str().unwrap_or_default();
             self.requests += 1;
-            let ours = url.starts_with(&format!("{}/", self.origin)) || url == self.origin;
+            let ours = url.starts_with(&format!("{}/", self.origin))
+                || url == self.origin
+                || self.also_allowed.as_ref().is_some_and(|o| url.starts_with(&format!("{o}/")));
             assert!(ours || url.starts_with("data:"), "{shot}: a request left for another host: {url}");
         }
     }
@@ -226,8 +244,12 @@ impl Browser {
     }
 }
 
+/// One demo and one Chromium at a time: two at once on a small machine make both slow.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_hypervisor_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
         eprintln!("SKIPPED: Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)");
         return;
@@ -280,6 +302,30 @@ fn the_hypervisor_in_chromium() {
                     );
                 }
                 "prestataire" => b.visit("/tableaux/eclairage", &format!("{role}-02-tableau-eclairage")).await,
+                "admin-commune" => {
+                    b.visit("/tableaux/batiments", &format!("{role}-02-tableau-batiments")).await;
+                    // The rule editor's form: only the chosen kind's fields are shown, and
+                    // they follow the choice.
+                    b.visit("/regles/nouvelle?type=occupancy", &format!("{role}-02b-regle-formulaire")).await;
+                    let shown = "return [...document.querySelectorAll('.rule-kind')].filter(f => !f.hidden).map(f => f.dataset.genre)";
+                    assert_eq!(b.js(shown).await, json!(["occupancy"]));
+                    b.client.find(Locator::Id("genre")).await.unwrap().select_by_value("fill").await.unwrap();
+                    assert_eq!(b.js(shown).await, json!(["fill"]));
+                    b.client
+                        .find(Locator::Css("#regle-formulaire button[value=apercu]"))
+                        .await
+                        .unwrap()
+                        .click()
+                        .await
+                        .unwrap();
+                    b.until(
+                        "the preview of the form's rule",
+                        Duration::from_secs(60),
+                        "return document.body.textContent.includes('aurait ouvert')",
+                    )
+                    .await;
+                    b.settle(&format!("{role}-02c-regle-apercu")).await;
+                }
                 _ => b.visit("/tableaux/batiments", &format!("{role}-02-tableau-batiments")).await,
             }
             b.visit("/compte", &format!("{role}-03-compte")).await;
@@ -403,6 +449,205 @@ fn the_hypervisor_in_chromium() {
         }
         b.check("agent-14-alertes-push").await;
         eprintln!("{} requests checked, all to {}", b.requests, b.origin);
+        b.client.close().await.unwrap();
+    });
+    drop(app);
+}
+
+/// A page of another site (another loopback origin) embedding Socle's widgets in
+/// frames, as a commune's own website would. Serves the same page to every request.
+async fn embedding_site(page: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let page = page.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    origin
+}
+
+/// The open-data portal, anonymous then as the publisher: the catalogue searched and
+/// refined by a facet, a dataset's page, its preview filtered, a download, a chart,
+/// and the widgets framed by a page of another origin; axe-core on each page.
+#[test]
+fn the_open_data_portal_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
+        eprintln!("SKIPPED: Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = socle();
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path()).arg("demo");
+    let app = Running::spawn(cmd);
+    let base = app.base_url(Duration::from_secs(60));
+    app.wait_line(Duration::from_secs(240), |l| l.contains("demo ready"));
+    let driver = Driver::start(&chromedriver);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let mut b = Browser::new(&driver, &chromium, &base).await;
+        let cards = "return document.querySelectorAll('ul.datasets > li').length";
+
+        // The catalogue, from the navigation.
+        b.visit("/carte", "portail-00-carte").await;
+        b.client.find(Locator::LinkText("Données ouvertes")).await.unwrap().click().await.unwrap();
+        b.until("the catalogue", Duration::from_secs(30), "return location.pathname === '/donnees'").await;
+        b.settle("portail-01-catalogue").await;
+        let all = b.js(cards).await.as_u64().unwrap_or(0);
+        assert!(all >= 4, "the demo's public datasets are listed: {all}");
+        let text = b.js("return document.querySelector('main').innerText").await;
+        assert!(!text.as_str().unwrap_or_default().contains("Interventions techniques"), "the private one is not");
+
+        // Every public dataset of the demo has a page that passes axe-core, its map drawn when it has one.
+        for id in ["taux-de-remplissage-des-conteneurs", "subventions-associations-2025", "parcs-et-jardins"] {
+            b.visit(&format!("/donnees/{id}"), &format!("portail-01-{id}")).await;
+            let svg = b.js("return document.querySelector('.portal-chart svg') !== null").await;
+            assert_eq!(svg, Value::Bool(true), "{id}: a chart by default");
+        }
+        b.visit("/donnees", "portail-01-catalogue-retour").await;
+
+        // Search.
+        b.client.find(Locator::Id("recherche")).await.unwrap().send_keys("sportifs").await.unwrap();
+        b.client.find(Locator::Css("form.catalogue button[type=submit]")).await.unwrap().click().await.unwrap();
+        b.until("the search", Duration::from_secs(30), "return location.search.includes('q=sportifs')").await;
+        b.settle("portail-02-recherche").await;
+        assert_eq!(b.js(cards).await.as_u64(), Some(1), "one dataset is about sport");
+
+        // A facet: theme « Environnement », search cleared.
+        b.visit("/donnees", "portail-03-catalogue").await;
+        b.client
+            .find(Locator::XPath("//label[starts-with(normalize-space(.), 'Environnement')]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.client.find(Locator::Css("form.catalogue button[type=submit]")).await.unwrap().click().await.unwrap();
+        b.until("the facet", Duration::from_secs(30), "return location.search.includes('theme=Environnement')").await;
+        b.settle("portail-04-facette").await;
+        let titles = b.js("return [...document.querySelectorAll('ul.datasets h3')].map(h => h.innerText).join(' | ')").await;
+        let titles = titles.as_str().unwrap_or_default().to_owned();
+        assert!(
+            titles.contains("Parcs et jardins") && titles.contains("conteneurs") && !titles.contains("Équipements"),
+            "theme Environnement: {titles}"
+        );
+
+        // A dataset's page, from the list.
+        b.visit("/donnees?q=sportifs", "portail-05-catalogue").await;
+        b.client.find(Locator::LinkText("Équipements sportifs de Saint-Aubin-sur-Lémance")).await.unwrap().click().await.unwrap();
+        b.until("the dataset page", Duration::from_secs(30), "return location.pathname === '/donnees/equipements-sportifs'").await;
+        b.settle("portail-06-jeu").await;
+        let mapped = b.js("return Number(document.getElementById('carte-donnees').dataset.ready)").await;
+        assert_eq!(mapped.as_u64(), Some(10), "the ten facilities on the map");
+        let rows = "return document.querySelectorAll('#apercu ~ .table-wrap tbody tr, section[aria-labelledby=apercu] tbody tr').length";
+        assert_eq!(b.js(rows).await.as_u64(), Some(10));
+
+        // The preview filtered by a facet value, then by an ODSQL clause.
+        let chosen = b
+            .js("const hall = (o) => o.value.endsWith(':Salle spécialisée'); \
+                 const s = [...document.querySelectorAll('select[name=refine]')].find(s => [...s.options].some(hall)); \
+                 if (!s) return false; s.value = [...s.options].find(hall).value; return true")
+            .await;
+        assert_eq!(chosen, Value::Bool(true), "a facet select offers the type « Salle spécialisée »");
+        b.client.find(Locator::Css("section[aria-labelledby=apercu] form button")).await.unwrap().click().await.unwrap();
+        b.until("the refined preview", Duration::from_secs(30), "return location.search.includes('refine=')").await;
+        b.settle("portail-07-apercu-filtre").await;
+        assert_eq!(b.js(rows).await.as_u64(), Some(3), "three specialised halls");
+        let api = b.js("return document.getElementById('apercu-api').getAttribute('href')").await;
+        assert!(api.as_str().unwrap_or_default().contains("refine="), "the API link follows: {api}");
+
+        // A download, by the browser, from the downloads list.
+        let csv = b
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 const a = document.querySelector('section[aria-labelledby=telecharger] a[href$=\"/exports/csv\"]');
+                 setTimeout(() => done({error: 'no complete answer within 15 s'}), 15000);
+                 fetch(a.href).then(r => r.text().then(t => done({status: r.status, type: r.headers.get('content-type'), text: t})))
+                   .catch(e => done({error: String(e)}));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        // The browser asks for gzip, as every browser does: the streamed export must end cleanly.
+        assert_eq!(csv["status"], 200, "the CSV download from the page failed in the browser: {csv}");
+        assert!(csv["type"].as_str().unwrap_or_default().starts_with("text/csv"), "{csv}");
+        assert!(csv["text"].as_str().unwrap_or_default().contains("Piscine intercommunale des Lémances"), "{csv}");
+
+        // A chart: the sum of surfaces by type, as bars, with its table.
+        b.visit("/donnees/equipements-sportifs", "portail-08-jeu").await;
+        b.js("document.getElementById('x').value = 'type'; document.getElementById('calcul').value = 'sum'; \
+              const y = document.getElementById('y'); y.value = [...y.options].find(o => o.textContent.startsWith('Surface')).value; \
+              return true")
+            .await;
+        b.client.find(Locator::Css("section[aria-labelledby=graphique-section] form button")).await.unwrap().click().await.unwrap();
+        b.until("the chart", Duration::from_secs(30), "return location.search.includes('calcul=sum')").await;
+        b.settle("portail-09-graphique").await;
+        let bars = b.js("return document.querySelectorAll('.portal-chart rect.bar').length").await;
+        assert_eq!(bars.as_u64(), Some(8), "one bar per type of facility");
+        // The values table sits in a closed <details>: read its text, not what is rendered.
+        let stade = b
+            .js("const r = [...document.querySelectorAll('.chart-table tbody tr')].find(r => r.textContent.startsWith('Stade')); \
+                 return r ? r.textContent : null")
+            .await;
+        assert!(stade.as_str().unwrap_or_default().contains("9\u{202f}800"), "{stade}");
+
+        // The widgets, framed by a page of another origin.
+        let widget = |kind: &str| format!("{base}/donnees/equipements-sportifs/widget/{kind}");
+        let site = embedding_site(format!(
+            "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Site de la commune</title></head>\
+             <body><main><h1>Nos équipements</h1>\
+             <iframe src=\"{}\" title=\"Tableau des équipements\" width=\"900\" height=\"420\"></iframe>\
+             <iframe src=\"{}\" title=\"Graphique des équipements\" width=\"900\" height=\"520\"></iframe>\
+             <iframe src=\"{}\" title=\"Carte des équipements\" width=\"900\" height=\"480\"></iframe>\
+             </main></body></html>",
+            widget("table"),
+            widget("chart?x=type"),
+            widget("map")
+        ))
+        .await;
+        assert_ne!(site, b.origin, "another origin");
+        b.also_allowed = Some(site.clone());
+        b.client.goto(&format!("{site}/")).await.unwrap();
+        b.until("the embedding page", Duration::from_secs(30), "return document.readyState === 'complete'").await;
+        for (i, (kind, ready)) in [
+            ("table", "return document.querySelectorAll('tbody tr').length > 0"),
+            ("chart", "return document.querySelectorAll('svg rect.bar').length > 0"),
+            ("map", "const m = document.getElementById('carte-donnees'); return !!m && m.dataset.ready === '10'"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Chromium stops drawing frames out of view (no animation frame, so no map): show it.
+            b.js(&format!("document.querySelectorAll('iframe')[{i}].scrollIntoView(); return true")).await;
+            b.client.enter_frame(i as u16).await.unwrap();
+            b.until(&format!("the {kind} widget inside the frame"), Duration::from_secs(30), ready).await;
+            let origin = b.js("return location.origin").await;
+            assert_eq!(origin.as_str(), Some(b.origin.as_str()), "the widget is Socle's page");
+            b.axe(&format!("portail-10-widget-{kind}")).await;
+            b.client.enter_parent_frame().await.unwrap();
+        }
+        b.check("portail-11-site-tiers").await;
+        b.also_allowed = None;
+
+        // The publisher's members see the usage figures.
+        b.sign_in("admin@saint-aubin-sur-lemance.fr", "portail-admin").await;
+        b.visit("/donnees/equipements-sportifs", "portail-12-jeu-producteur").await;
+        let usage = b.js("return document.getElementById('frequentation') !== null").await;
+        assert_eq!(usage, Value::Bool(true), "usage figures for the publisher");
+        b.sign_out().await;
+        eprintln!("{} requests checked", b.requests);
         b.client.close().await.unwrap();
     });
     drop(app);

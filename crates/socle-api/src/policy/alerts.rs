@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 use socle_alerting::AlertingHandle;
-use socle_domain::{Audience, Entity, EntityId, OrganisationId, Page, Role, TokenScope, UserId, Visibility};
+use socle_domain::{Entity, EntityId, OrganisationId, Page, Role, TokenScope, UserId, Visibility};
 use socle_rules::{Preview, Rule};
 use socle_storage::{
     ActionRefusal, AlertAction, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, AlertStatus,
@@ -31,10 +31,6 @@ use socle_storage::{
 use uuid::Uuid;
 
 use super::{AppState, Caller, Principal, Scoped};
-
-/// Most alerts one list request reads before the visibility filter; beyond,
-/// the filters must narrow the request (a commune has tens, not thousands).
-pub const MAX_SCANNED_ALERTS: u32 = 10_000;
 
 /// The alerting service and the Web Push key, attached once they are started
 /// (the demo starts its alerting service after the server).
@@ -68,18 +64,25 @@ impl AppState {
 }
 
 /// Why an alerting operation did not happen.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AlertError {
     /// Absent, or hidden from the caller.
+    #[error("no such alert or rule")]
     NotFound,
     /// Visible, but the caller may not do this.
+    #[error("not allowed")]
     Forbidden,
     /// The request cannot be carried out as it is (a rule that does not validate…).
+    #[error("invalid: {0}")]
     Invalid(String),
     /// Resolved alerts only take comments.
+    #[error("the alert is resolved")]
     Resolved,
     /// The preview could not run.
+    #[error("the preview failed: {0}")]
     Preview(String),
+    // Not `#[from]`: an unknown organisation or user is the request's fault.
+    #[error("storage: {0}")]
     Store(StoreError),
 }
 
@@ -189,55 +192,36 @@ impl Scoped {
 
     /// Alerts the caller may see, unresolved first, then by severity, then oldest,
     /// each with its entity's name (when the entity still exists and has one).
+    /// Visibility is decided in the query itself (`rows::alert_audience_condition`,
+    /// the SQL form of `sees_alert_of`), so counts and pages are exact however
+    /// many alerts there are.
     pub async fn alerts(&self, q: AlertQuery) -> Result<Page<(AlertRecord, Option<String>)>, StoreError> {
-        let Audience::Members(reach) = self.caller.audience() else {
+        if !self.caller.is_member() {
             return Ok(Page { items: Vec::new(), total: 0 });
-        };
-        // Partners may see alerts of any organisation that shared an entity with
-        // them; the others only those of organisations in their reach.
-        let mut orgs: Option<Vec<OrganisationId>> = if reach.partner.is_empty() {
-            Some(reach.full.iter().chain(reach.internal.iter()).cloned().collect())
-        } else {
-            None
-        };
-        if let Some(wanted) = q.organisations {
-            orgs = Some(match orgs {
-                Some(mut o) => {
-                    o.retain(|x| wanted.contains(x));
-                    o
-                }
-                None => wanted,
-            });
         }
         let filter = AlertFilter {
-            organisations: orgs,
+            audience: Some(self.caller.audience()),
+            organisations: q.organisations,
             statuses: q.statuses,
             severities: q.severities,
             entity: q.entity,
-            entity_type: match &q.entity_types {
-                Some(t) if t.len() == 1 => Some(t[0].clone()),
-                _ => None,
-            },
+            entity_types: q.entity_types,
             rule: q.rule,
-            limit: MAX_SCANNED_ALERTS,
-            offset: 0,
+            limit: q.limit,
+            offset: q.offset,
         };
         let page = self.store.list_alerts(&filter).await?;
         let mut cache = HashMap::new();
-        let mut visible = Vec::new();
+        let mut items = Vec::with_capacity(page.items.len());
         for a in page.items {
-            if q.entity_types.as_ref().is_some_and(|t| !t.contains(&a.entity_type)) {
-                continue;
-            }
+            // Checked again in Rust: the two forms of the rule must agree, and a
+            // disagreement hides an alert rather than showing one.
             if let Ok(entity) = self.alert_entity(&a, &mut cache).await? {
                 let name = entity.as_ref().and_then(|e| e.name().map(str::to_owned));
-                visible.push((a, name));
+                items.push((a, name));
             }
         }
-        let total = visible.len() as u64;
-        let items =
-            visible.into_iter().skip(usize::try_from(q.offset).unwrap_or(usize::MAX)).take(q.limit as usize).collect();
-        Ok(Page { items, total })
+        Ok(Page { items, total: page.total })
     }
 
     /// Whether the caller may see this alert (for the live feed of changes).

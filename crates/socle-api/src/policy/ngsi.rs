@@ -17,15 +17,18 @@ use socle_domain::{
 use socle_ngsi::NgsiError;
 use socle_storage::{AlertRecord, ContextKind, DynStore, StoreError, StoredContext};
 
-use super::{AlertQuery, MAX_SCANNED_ALERTS};
+use super::AlertQuery;
+
+/// Alerts shown as entities at most (a query over more answers the first ones, oldest open first).
+const MAX_ALERT_ENTITIES: u32 = 10_000;
 
 use super::{AppState, Caller, Principal};
 
 /// The store as one NGSI-LD caller may see and change it.
 pub struct NgsiScoped {
-    store: DynStore,
-    caller: Caller,
-    tenant: Option<OrganisationId>,
+    pub(super) store: DynStore,
+    pub(super) caller: Caller,
+    pub(super) tenant: Option<OrganisationId>,
     /// Where committed measurements are announced (alert rules, live pages), as ingestion does.
     feed: socle_storage::CommitFeed,
     /// Alerts, with their own visibility rule (policy/alerts.rs).
@@ -123,7 +126,7 @@ impl NgsiScoped {
     pub async fn alert_entities(&self) -> Result<Vec<Entity>, NgsiError> {
         let q = AlertQuery {
             organisations: self.tenant.clone().map(|t| vec![t]),
-            limit: MAX_SCANNED_ALERTS,
+            limit: MAX_ALERT_ENTITIES,
             ..Default::default()
         };
         let page = self.alerts.alerts(q).await.map_err(ngsi_store_error)?;

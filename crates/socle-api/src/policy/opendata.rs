@@ -6,7 +6,7 @@
 //! [`ManagedDataset`]: an organisation the caller operates with a `write` scope.
 
 use chrono::Utc;
-use socle_domain::{OrganisationId, TokenScope, Visibility};
+use socle_domain::{OrganisationId, Role, TokenScope, Visibility};
 use socle_storage::{DatasetUsage, StoreError, StoredDataset, StoredRecord, UsageKind};
 
 use socle_domain::{Attribute, Audience, Entity, EntityFilter, EntityType, Geometry};
@@ -171,6 +171,28 @@ impl Scoped {
         if let Err(e) = self.store.count_usage(&d.0.id, kind).await {
             tracing::warn!(error = %e, "dataset usage not counted");
         }
+    }
+
+    /// A public dataset, or nothing: an embeddable widget is framed by other sites,
+    /// where no visitor's rights apply, so it shows what everyone may see and no more.
+    pub async fn embeddable_dataset(&self, id: &str) -> Result<Option<VisibleDataset>, StoreError> {
+        Ok(self.store.dataset(id).await?.filter(|d| d.visibility == Visibility::Public).map(VisibleDataset))
+    }
+
+    /// Members of the publishing organisation (partners excepted) and the administrators
+    /// above it: the people the portal shows a dataset's usage figures to.
+    fn publishes(&self, organisation: &OrganisationId) -> bool {
+        self.caller.is_member()
+            && (self.caller.memberships.iter().any(|m| &m.organisation == organisation && m.role != Role::Partner)
+                || self.caller.administered().contains(organisation))
+    }
+
+    /// Usage figures for the dataset page: `None` unless the caller publishes it.
+    pub async fn publisher_usage(&self, d: &VisibleDataset) -> Result<Option<DatasetUsage>, StoreError> {
+        if !self.publishes(&d.0.organisation) {
+            return Ok(None);
+        }
+        self.store.usage(&d.0.id).await.map(Some)
     }
 
     /// Usage figures, for the publisher only.

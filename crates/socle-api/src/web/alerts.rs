@@ -18,6 +18,8 @@ use crate::policy::{AlertError, AlertView};
 use crate::routes::alerts::{alert_query, parse_rule, AlertParams};
 use crate::{AppState, Caller};
 
+use super::rule_form::{self, FormWords, RuleFields};
+
 /// Words of the alert pages, French first.
 pub struct AlertWords {
     pub title: &'static str,
@@ -50,7 +52,11 @@ pub struct AlertWords {
     pub preview: &'static str,
     pub save: &'static str,
     pub preview_result: &'static str,
-    pub preview_detail: &'static str,
+    pub preview_alerts: &'static str,
+    pub preview_resolved: &'static str,
+    pub preview_open: &'static str,
+    pub preview_entities: &'static str,
+    pub preview_readings: &'static str,
     pub engine: &'static str,
     pub enabled: &'static str,
     pub new_rule: &'static str,
@@ -95,7 +101,11 @@ pub const FR: AlertWords = AlertWords {
     preview: "Aperçu sur 30 jours",
     save: "Enregistrer",
     preview_result: "Sur les 30 derniers jours, cette règle aurait ouvert",
-    preview_detail: "alerte(s) — closes d'elles-mêmes, encore ouvertes, équipements surveillés, mesures lues :",
+    preview_alerts: "alerte(s)",
+    preview_resolved: "close(s) d'elle-même",
+    preview_open: "encore ouverte(s)",
+    preview_entities: "équipement(s) surveillé(s)",
+    preview_readings: "mesure(s) lue(s)",
     engine: "moteur",
     enabled: "active",
     new_rule: "Nouvelle règle",
@@ -140,7 +150,11 @@ pub const EN: AlertWords = AlertWords {
     preview: "Preview over 30 days",
     save: "Save",
     preview_result: "Over the last 30 days, this rule would have opened",
-    preview_detail: "alert(s) — resolved by themselves, still open, equipment watched, readings:",
+    preview_alerts: "alert(s)",
+    preview_resolved: "resolved by itself",
+    preview_open: "still open",
+    preview_entities: "piece(s) of equipment watched",
+    preview_readings: "reading(s)",
     engine: "engine",
     enabled: "enabled",
     new_rule: "New rule",
@@ -182,10 +196,27 @@ fn severity_label(s: &str, lang: &str) -> String {
     }
 }
 
-fn when(t: chrono::DateTime<chrono::Utc>, lang: &str) -> String {
+/// The time zone of each organisation: an alert's times are read in its
+/// organisation's local time (a technician in Saint-Denis de La Réunion reads
+/// Réunion time), Europe/Paris when the organisation is unknown.
+pub struct Zones(std::collections::HashMap<socle_domain::OrganisationId, chrono_tz::Tz>);
+
+impl Zones {
+    pub async fn load(state: &AppState) -> Result<Self, socle_storage::StoreError> {
+        Ok(Self(state.organisations().await?.into_iter().map(|o| (o.id, o.timezone)).collect()))
+    }
+
+    pub fn of(&self, org: &socle_domain::OrganisationId) -> chrono_tz::Tz {
+        self.0.get(org).copied().unwrap_or(chrono_tz::Europe::Paris)
+    }
+}
+
+/// A local date and time, as people of the organisation read their clock.
+fn when(t: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz, lang: &str) -> String {
+    let local = t.with_timezone(&tz);
     match lang {
-        "fr" => t.format("%d/%m/%Y %H:%M UTC").to_string(),
-        _ => t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        "fr" => local.format("%d/%m/%Y %H:%M").to_string(),
+        _ => local.format("%Y-%m-%d %H:%M").to_string(),
     }
 }
 
@@ -202,7 +233,7 @@ pub struct AlertRow {
     pub value: String,
 }
 
-pub fn row(a: &AlertRecord, name: Option<&str>, lang: &str) -> AlertRow {
+pub fn row(a: &AlertRecord, name: Option<&str>, zones: &Zones, lang: &str) -> AlertRow {
     AlertRow {
         href: format!("/alertes/{}", a.id),
         message: if lang == "en" { a.message_en.clone() } else { a.message_fr.clone() },
@@ -211,7 +242,7 @@ pub fn row(a: &AlertRecord, name: Option<&str>, lang: &str) -> AlertRow {
         severity: severity_label(&a.severity, lang),
         severity_key: a.severity.clone(),
         status: status_label(a.status.as_str(), lang),
-        since: when(a.since, lang),
+        since: when(a.since, zones.of(&a.organisation), lang),
         value: a
             .value
             .map(|v| {
@@ -275,9 +306,15 @@ pub async fn alerts_page(
         offset: None,
     };
     let api_lang = if lang == "en" { Lang::En } else { Lang::Fr };
+    let zones = match Zones::load(&state).await {
+        Ok(z) => z,
+        Err(e) => return internal(e),
+    };
     let (rows, total, error) = match alert_query(api_lang, &params) {
         Ok(q) => match state.scoped(&caller).alerts(q).await {
-            Ok(page) => (page.items.iter().map(|(a, name)| row(a, name.as_deref(), lang)).collect(), page.total, None),
+            Ok(page) => {
+                (page.items.iter().map(|(a, name)| row(a, name.as_deref(), &zones, lang)).collect(), page.total, None)
+            }
             Err(e) => return internal(e),
         },
         Err(p) => (Vec::new(), 0, Some(p.detail)),
@@ -388,6 +425,11 @@ pub async fn alert_page(
         Ok(p) => p.into_iter().map(|(id, name)| (id.to_string(), name)).collect::<Vec<_>>(),
         Err(e) => return internal(e),
     };
+    let zones = match Zones::load(&state).await {
+        Ok(z) => z,
+        Err(e) => return internal(e),
+    };
+    let tz = zones.of(&alert.organisation);
     let name_of = |user: &Option<String>| match user {
         None => words(lang).engine.to_owned(),
         Some(u) => people.iter().find(|(id, _)| id == u).map_or_else(|| u.clone(), |(_, n)| n.clone()),
@@ -395,7 +437,7 @@ pub async fn alert_page(
     let events = events
         .iter()
         .map(|e| EventRow {
-            at: when(e.at, lang),
+            at: when(e.at, tz, lang),
             kind: event_label(e.kind.as_str(), lang),
             actor: name_of(&e.actor),
             note: if lang == "en" { e.note_en.clone().or(e.note.clone()) } else { e.note.clone() }.unwrap_or_default(),
@@ -404,13 +446,13 @@ pub async fn alert_page(
     let page = AlertPage {
         w: words(lang),
         id,
-        row: row(&alert, None, lang),
+        row: row(&alert, None, &zones, lang),
         entity_name: entity
             .as_ref()
             .and_then(|e| e.name().map(str::to_owned))
             .unwrap_or_else(|| alert.entity.to_string()),
         map_href: format!("/carte?entite={}", urlencode(alert.entity.as_str())),
-        opened: when(alert.opened_at, lang),
+        opened: when(alert.opened_at, tz, lang),
         rule_href: format!("/regles/{}", urlencode(&alert.rule)),
         rule: alert.rule.clone(),
         assignee: alert.assignee.as_ref().map_or_else(|| words(lang).nobody.to_owned(), |a| name_of(&Some(a.clone()))),
@@ -525,6 +567,90 @@ struct RulePage {
     saved: bool,
     /// Links to start a new rule of each kind: (href, name).
     kinds: Vec<(String, &'static str)>,
+    /// The form's values and words.
+    f: RuleFields,
+    fw: &'static FormWords,
+    /// Organisations the rule may belong to: (id, name).
+    orgs: Vec<(String, String)>,
+    /// Condition kinds for the form's choice: (key, name).
+    kind_options: Vec<(&'static str, &'static str)>,
+    severities: Vec<(&'static str, String)>,
+    /// Weekdays: (key, form field suffix, name).
+    week: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+impl RulePage {
+    /// The page around a form, with the choices the person has.
+    fn new(c: Chrome, id: String, action: String, f: RuleFields, orgs: Vec<(String, String)>, may_edit: bool) -> Self {
+        let lang = c.t.lang;
+        let en = lang == "en";
+        let definition =
+            f.to_definition(lang).ok().and_then(|d| serde_json::to_string_pretty(&d).ok()).unwrap_or_default();
+        Self {
+            w: words(lang),
+            id,
+            action,
+            definition,
+            may_edit,
+            preview: None,
+            error: None,
+            saved: false,
+            kinds: kind_links(lang),
+            f,
+            fw: rule_form::words(lang),
+            orgs,
+            kind_options: KINDS.iter().map(|k| (k.0, if en { k.2 } else { k.1 })).collect(),
+            severities: socle_rules::Severity::ALL
+                .iter()
+                .map(|s| (s.as_str(), severity_label(s.as_str(), lang)))
+                .collect(),
+            week: rule_form::WEEK
+                .iter()
+                .map(|(k, field, fr, en_name)| (*k, *field, if en { *en_name } else { *fr }))
+                .collect(),
+            c,
+        }
+    }
+}
+
+/// The form of a stored or starting definition; the examples if it does not
+/// read as a rule (a new rule for someone who may not create one).
+fn fields_of(definition: &serde_json::Value, enabled: bool, lang: &str) -> RuleFields {
+    let mut d = definition.clone();
+    if let Some(o) = d.as_object_mut() {
+        o.remove("enabled");
+        o.entry("id").or_insert_with(|| "nouvelle".into());
+    }
+    match serde_json::from_value::<socle_rules::RuleSpec>(d) {
+        Ok(spec) => RuleFields::from_spec(&spec, enabled, lang),
+        Err(_) => {
+            let mut f = RuleFields::examples(lang);
+            if let Some(k) = definition.pointer("/condition/type").and_then(serde_json::Value::as_str) {
+                f.genre = k.to_owned();
+            }
+            f
+        }
+    }
+}
+
+/// Organisations whose rules the person may write, with their names, and `keep`
+/// (a stored rule's own organisation) even if absent from them.
+async fn editable_orgs(
+    state: &AppState,
+    scoped: &crate::policy::Scoped,
+    keep: Option<&str>,
+) -> Result<Vec<(String, String)>, socle_storage::StoreError> {
+    let names: std::collections::HashMap<String, String> =
+        state.organisations().await?.into_iter().map(|o| (o.id.to_string(), o.name)).collect();
+    let mut ids: Vec<String> = scoped.rule_editable_organisations().iter().map(ToString::to_string).collect();
+    if let Some(k) = keep.filter(|k| !ids.iter().any(|i| i == k)) {
+        ids.insert(0, k.to_owned());
+    }
+    Ok(ids
+        .into_iter()
+        .map(|id| (names.get(&id).cloned().unwrap_or_else(|| id.clone()), id))
+        .map(|(n, i)| (i, n))
+        .collect())
 }
 
 pub struct PreviewView {
@@ -586,7 +712,7 @@ pub const KINDS: [(&str, &str, &str, &str, &str); 7] = [
         "occupancy",
         "Consommation hors occupation",
         "Consumption outside occupancy",
-        r#"{"type": "occupancy", "attribute": "activePower", "level": 0.05, "minDurationSeconds": 3600, "calendar": {"week": {"monday": ["00:00-08:00", "19:00-24:00"], "tuesday": ["00:00-08:00", "19:00-24:00"], "wednesday": ["00:00-08:00", "19:00-24:00"], "thursday": ["00:00-08:00", "19:00-24:00"], "friday": ["00:00-08:00", "19:00-24:00"], "saturday": ["00:00-24:00"], "sunday": ["00:00-24:00"]}}}"#,
+        r#"{"type": "occupancy", "attribute": "activePower", "level": 0.05, "minDurationSeconds": 3600, "calendar": {"week": {"monday": ["08:00-19:00"], "tuesday": ["08:00-19:00"], "wednesday": ["08:00-19:00"], "thursday": ["08:00-19:00"], "friday": ["08:00-19:00"]}}}"#,
         "Building",
     ),
 ];
@@ -619,18 +745,18 @@ pub async fn rule_page(
     c.section = "alertes";
     let lang = c.t.lang;
     let scoped = state.scoped(&caller);
-    let (definition, may_edit) = if id == "nouvelle" {
+    let (f, may_edit, keep) = if id == "nouvelle" {
         let orgs = scoped.rule_editable_organisations();
-        (rule_template(orgs.first().map(|o| o.as_str()), q.kind.as_deref()), !orgs.is_empty())
+        let template = rule_template(orgs.first().map(|o| o.as_str()), q.kind.as_deref());
+        let definition = serde_json::from_str(&template).unwrap_or_default();
+        (fields_of(&definition, true, lang), !orgs.is_empty(), None)
     } else {
         match scoped.rule(&id).await {
-            Ok(Some(r)) => {
-                let mut d = r.definition.clone();
-                if let Some(o) = d.as_object_mut() {
-                    o.insert("enabled".into(), r.enabled.into());
-                }
-                (serde_json::to_string_pretty(&d).unwrap_or_default(), scoped.may_edit_rules_of(&r.organisation))
-            }
+            Ok(Some(r)) => (
+                fields_of(&r.definition, r.enabled, lang),
+                scoped.may_edit_rules_of(&r.organisation),
+                Some(r.organisation.to_string()),
+            ),
             Ok(None) => {
                 return message(
                     &state,
@@ -644,18 +770,12 @@ pub async fn rule_page(
             Err(e) => return internal(e),
         }
     };
-    let page = RulePage {
-        w: words(lang),
-        action: path,
-        id,
-        definition,
-        may_edit,
-        preview: None,
-        error: None,
-        saved: q.enregistree.is_some(),
-        kinds: kind_links(lang),
-        c,
+    let orgs = match editable_orgs(&state, &scoped, keep.as_deref()).await {
+        Ok(o) => o,
+        Err(e) => return internal(e),
     };
+    let mut page = RulePage::new(c, id, path, f, orgs, may_edit);
+    page.saved = q.enregistree.is_some();
     html(StatusCode::OK, lang, &page, cookie.into_iter().collect())
 }
 
@@ -667,9 +787,12 @@ fn kind_links(lang: &str) -> Vec<(String, &'static str)> {
 pub struct RuleForm {
     #[allow(dead_code)] // checked by the policy middleware
     csrf: Option<String>,
-    definition: String,
+    /// The JSON of the advanced editor; absent when the form's fields are sent.
+    definition: Option<String>,
     /// `apercu` or `enregistrer`.
     action: String,
+    #[serde(flatten)]
+    fields: RuleFields,
 }
 
 /// `POST /regles/{id}`: preview the edited definition, or save it.
@@ -688,10 +811,10 @@ pub async fn rule_submit(
     let scoped = state.scoped(&caller);
     let fixed_id = (id != "nouvelle").then_some(id.as_str());
     // The form is shown editable only to those who may save it (saving is checked again).
-    let may_edit = match fixed_id {
-        None => !scoped.rule_editable_organisations().is_empty(),
+    let (may_edit, keep) = match fixed_id {
+        None => (!scoped.rule_editable_organisations().is_empty(), None),
         Some(id) => match scoped.rule(id).await {
-            Ok(Some(r)) => scoped.may_edit_rules_of(&r.organisation),
+            Ok(Some(r)) => (scoped.may_edit_rules_of(&r.organisation), Some(r.organisation.to_string())),
             Ok(None) => {
                 return message(
                     &state,
@@ -705,21 +828,39 @@ pub async fn rule_submit(
             Err(e) => return internal(e),
         },
     };
-    let parsed = serde_json::from_str::<serde_json::Value>(&form.definition)
-        .map_err(|e| e.to_string())
-        .and_then(|v| parse_rule(api_lang, v, fixed_id).map_err(|p| p.detail));
-    let mut page = RulePage {
-        w: words(lang),
-        action: path,
-        id: id.clone(),
-        definition: form.definition.clone(),
-        may_edit,
-        preview: None,
-        error: None,
-        saved: false,
-        kinds: kind_links(lang),
-        c,
+    // The advanced editor's JSON, or the form's fields read into the same JSON.
+    let (definition, parsed) = match &form.definition {
+        Some(json) => {
+            let parsed = serde_json::from_str::<serde_json::Value>(json)
+                .map_err(|e| e.to_string())
+                .and_then(|v| parse_rule(api_lang, v, fixed_id).map_err(|p| p.detail));
+            (json.clone(), parsed)
+        }
+        None => match form.fields.to_definition(lang) {
+            Ok(v) => {
+                let shown = serde_json::to_string_pretty(&v).unwrap_or_default();
+                (shown, parse_rule(api_lang, v, fixed_id).map_err(|p| p.detail))
+            }
+            Err(e) if lang == "en" => (String::new(), Err(format!("{}: {}", e.field, e.message))),
+            Err(e) => (String::new(), Err(format!("« {} » : {}", e.field, e.message))),
+        },
     };
+    // The form shows what was sent: the fields, or the JSON as far as it reads.
+    let fields = match &form.definition {
+        None => form.fields.clone(),
+        Some(json) => match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(v) => fields_of(&v, v.get("enabled").and_then(serde_json::Value::as_bool).unwrap_or(true), lang),
+            Err(_) => RuleFields::examples(lang),
+        },
+    };
+    let orgs = match editable_orgs(&state, &scoped, keep.as_deref()).await {
+        Ok(o) => o,
+        Err(e) => return internal(e),
+    };
+    let mut page = RulePage::new(c, id.clone(), path, fields, orgs, may_edit);
+    if !definition.is_empty() {
+        page.definition = definition;
+    }
     let (rule, enabled) = match parsed {
         Ok(r) => r,
         Err(e) => {
@@ -745,7 +886,7 @@ pub async fn rule_submit(
                     .iter()
                     .map(|a| {
                         (
-                            when(a.opened_at, lang),
+                            when(a.opened_at, rule.timezone(), lang),
                             a.entity.to_string(),
                             if lang == "en" { a.message.en.clone() } else { a.message.fr.clone() },
                         )

@@ -509,8 +509,14 @@ pub async fn entity_page(
             limit: 50,
             ..Default::default()
         };
+        let zones = match super::alerts::Zones::load(&state).await {
+            Ok(z) => z,
+            Err(e) => return internal(e),
+        };
         match scoped.alerts(q).await {
-            Ok(page) => page.items.iter().map(|(a, name)| super::alerts::row(a, name.as_deref(), t.lang)).collect(),
+            Ok(page) => {
+                page.items.iter().map(|(a, name)| super::alerts::row(a, name.as_deref(), &zones, t.lang)).collect()
+            }
             Err(e) => return internal(e),
         }
     } else {

@@ -29,6 +29,10 @@ pub mod assets;
 pub mod dashboards;
 pub mod hypervisor;
 pub mod layers;
+pub mod opendata;
+pub mod opendata_chart;
+pub mod opendata_words;
+pub mod rule_form;
 pub mod texts;
 pub mod words;
 use texts::Texts;
@@ -61,7 +65,7 @@ pub struct Chrome {
     pub csrf: String,
     pub signed_in: bool,
     pub lang_href: String,
-    /// `carte`, `tableaux`, `elu`, `compte` or empty: marks the current link (`aria-current`).
+    /// `carte`, `tableaux`, `elu`, `donnees`, `compte` or empty: marks the current link (`aria-current`).
     pub section: &'static str,
 }
 

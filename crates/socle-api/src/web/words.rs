@@ -7,6 +7,7 @@ use crate::web::layers::Layer;
 pub struct Words {
     pub nav_map: &'static str,
     pub nav_dashboards: &'static str,
+    pub nav_opendata: &'static str,
     pub nav_alerts: &'static str,
     pub nav_elected: &'static str,
     pub public_notice: &'static str,
@@ -176,6 +177,7 @@ impl Words {
 pub static FR: Words = Words {
     nav_map: "Carte",
     nav_dashboards: "Tableaux de bord",
+    nav_opendata: "Données ouvertes",
     nav_alerts: "Alertes",
     nav_elected: "Vue des élus",
     public_notice: "Vous consultez les données ouvertes par les collectivités. Connectez-vous pour voir celles de votre organisation.",
@@ -259,6 +261,7 @@ pub static FR: Words = Words {
 pub static EN: Words = Words {
     nav_map: "Map",
     nav_dashboards: "Dashboards",
+    nav_opendata: "Open data",
     nav_alerts: "Alerts",
     nav_elected: "Elected officials",
     public_notice: "You are viewing the data the local authorities opened. Sign in to see your organisation's.",

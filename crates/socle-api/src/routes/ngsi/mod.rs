@@ -18,6 +18,7 @@ pub mod batch;
 pub mod contexts;
 pub mod discovery;
 pub mod entities;
+pub mod subscriptions;
 pub mod temporal;
 
 /// Longest NGSI-LD body accepted (batch operations included).
