@@ -39,9 +39,9 @@ pub async fn targets(store: &DynStore, rule: &Rule) -> Result<Vec<EntityRef>, Al
                     audience: Audience::System,
                     organisations: Some(vec![rule.organisation().clone()]),
                     entity_type: Some(ty.clone()),
-                    bbox: None,
                     limit: PAGE,
                     offset,
+                    ..Default::default()
                 };
                 let page = store.query_entities(&filter).await?;
                 let n = page.items.len();

@@ -199,11 +199,11 @@ pub fn route_table() -> Vec<RouteSpec> {
         ngsi("/ngsi-ld/v1/entityOperations/update", POST, post(ngsi::batch::update)),
         ngsi("/ngsi-ld/v1/entityOperations/merge", POST, post(ngsi::batch::merge)),
         ngsi("/ngsi-ld/v1/entityOperations/delete", POST, post(ngsi::batch::delete)),
-        ngsi("/ngsi-ld/v1/jsonldContexts", GET_POST, get(ngsi::contexts::list).post(ngsi::contexts::not_supported)),
+        ngsi("/ngsi-ld/v1/jsonldContexts", GET_POST, get(ngsi::contexts::list).post(ngsi::contexts::create)),
         ngsi(
             "/ngsi-ld/v1/jsonldContexts/{id}",
             &[Method::GET, Method::DELETE],
-            get(ngsi::contexts::serve).delete(ngsi::contexts::not_supported),
+            get(ngsi::contexts::serve).delete(ngsi::contexts::delete),
         ),
         ngsi("/ngsi-ld/v1/types", GET, get(ngsi::discovery::types)),
         ngsi("/ngsi-ld/v1/types/{type}", GET, get(ngsi::discovery::type_info)),
@@ -278,7 +278,12 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for route in route_table() {
         let guard = middleware::from_fn_with_state((state.clone(), route.access), policy::enforce);
-        router = router.route(route.path, route.handler.route_layer(guard));
+        let mut handler = route.handler.route_layer(guard);
+        if route.ngsi_ld {
+            // Outside the guard: its refusals are NGSI-LD errors too.
+            handler = handler.route_layer(middleware::from_fn(routes::ngsi::localize));
+        }
+        router = router.route(route.path, handler);
     }
     router
         .fallback(not_found)

@@ -44,7 +44,7 @@ mod ngsi_subscriptions;
 mod notifications;
 mod opendata;
 pub use ingestion::ManageError;
-pub use ngsi::NgsiScoped;
+pub use ngsi::{NgsiScoped, ALERT_TYPE};
 pub use ngsi_subscriptions::SubscriptionView;
 pub use opendata::{DatasetError, DatasetRecords, ManagedDataset, VisibleDataset};
 
@@ -459,6 +459,11 @@ pub async fn enforce(
     let (mut parts, body) = req.into_parts();
     let caller = match Caller::from_request_parts(&mut parts, &state).await {
         Ok(c) => c,
+        Err(p) if parts.uri.path().starts_with("/ngsi-ld/") => {
+            return crate::routes::ngsi::gate_refusal(
+                StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNAUTHORIZED),
+            )
+        }
         Err(p) => return p.into_response(),
     };
     if parts.uri.path().starts_with("/api/") {

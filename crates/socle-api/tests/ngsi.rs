@@ -735,6 +735,403 @@ async fn measurements_reach_the_live_feed(app: &App) {
     assert!(text.contains(METER), "{text}");
 }
 
+/// `q` evaluated partly in SQL must give exactly what Rust evaluation gives:
+/// counts and pages over values of every kind (numbers, text, numbers held
+/// as text, arrays, booleans, relationships).
+async fn q_in_storage(app: &App) {
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        let mut e = json!({"id": format!("urn:ngsi-ld:Sensor:s-{i:02}"), "type": "Sensor",
+            "level": i, "state": if i % 3 == 0 { "off" } else { "on" },
+            "active": i % 2 == 0,
+            "refDevice": {"type": "Relationship", "object": format!("urn:ngsi-ld:Device:d-{}", i % 4)}});
+        if i == 7 {
+            e["level"] = json!("7"); // a number held as text still compares as a number
+        }
+        if i == 8 {
+            e["level"] = json!([1, 50]); // one item of an array may match
+        }
+        if i % 10 == 5 {
+            e["tags"] = json!(["verre", "apport"]);
+        }
+        if i == 39 {
+            e.as_object_mut().unwrap().remove("state");
+        }
+        batch.push(e);
+    }
+    let created =
+        app.call(Method::POST, "/entityOperations/create", Some(&app.writer_a), Some(Value::Array(batch))).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let level = |i: i64| -> Vec<f64> {
+        match i {
+            7 => vec![7.0],
+            8 => vec![1.0, 50.0],
+            _ => vec![i as f64],
+        }
+    };
+    type Expected = Box<dyn Fn(i64) -> bool>;
+    let cases: Vec<(&str, Expected)> = vec![
+        ("level>25", Box::new(move |i| level(i).iter().any(|l| *l > 25.0))),
+        ("level==7", Box::new(|i| i == 7)),
+        ("level==1", Box::new(|i| i == 1 || i == 8)),
+        ("level==10..12", Box::new(|i| (10..=12).contains(&i))),
+        ("level==3,33,50", Box::new(|i| i == 3 || i == 33 || i == 8)),
+        ("state==%22off%22;level>=10", Box::new(|i| i % 3 == 0 && i != 39 && i >= 10)),
+        ("state==off|level<2", Box::new(|i| (i % 3 == 0 && i != 39) || i < 2 || i == 8)),
+        ("state", Box::new(|i| i != 39)),
+        ("state!=off", Box::new(|i| i % 3 != 0 && i != 39)),
+        ("tags==verre", Box::new(|i| i % 10 == 5)),
+        ("active==true;level<=9", Box::new(|i| i % 2 == 0 && i <= 9)),
+        ("refDevice==urn:ngsi-ld:Device:d-1;level<20", Box::new(|i| i % 4 == 1 && i < 20)),
+        ("state~=^of", Box::new(|i| i % 3 == 0 && i != 39)),
+        ("level>%22a%22", Box::new(|_| false)),
+        ("nothing==1", Box::new(|_| false)),
+    ];
+    for (q, want) in cases {
+        let expected: Vec<String> =
+            (0..40).filter(|i| want(*i)).map(|i| format!("urn:ngsi-ld:Sensor:s-{i:02}")).collect();
+        let a = app.get(&format!("/entities?type=Sensor&q={q}&count=true&limit=1000"), Some(&app.writer_a)).await;
+        assert_eq!(a.status, 200, "{q}: {:?}", a.body);
+        let got: Vec<&str> = a.body.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(got, expected, "{q}");
+        assert_eq!(a.headers["ngsild-results-count"], expected.len().to_string().as_str(), "{q}");
+        // A page in the middle.
+        let page =
+            app.get(&format!("/entities?type=Sensor&q={q}&count=true&limit=3&offset=2"), Some(&app.writer_a)).await;
+        let got: Vec<&str> = page.body.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+        let want_page: Vec<&str> = expected.iter().skip(2).take(3).map(String::as_str).collect();
+        assert_eq!(got, want_page, "{q} (page)");
+        assert_eq!(page.headers["ngsild-results-count"], expected.len().to_string().as_str(), "{q}");
+    }
+    // Ids and q together; a hidden entity stays hidden from q.
+    let a = app
+        .get("/entities?id=urn:ngsi-ld:Sensor:s-01,urn:ngsi-ld:Sensor:s-02,pas-un-id&q=level>1", Some(&app.writer_a))
+        .await;
+    assert_eq!(a.body[0]["id"], "urn:ngsi-ld:Sensor:s-02");
+    let anon = app.get("/entities?type=Sensor&q=level>1&count=true", None).await;
+    assert_eq!(anon.headers["ngsild-results-count"], "0", "private to commune A");
+    assert_eq!(a.body.as_array().unwrap().len(), 1, "{:?}", a.body);
+    let hidden = app.get("/entities?type=Building&q=name==%22Mairie%20B%22&count=true", Some(&app.writer_a)).await;
+    assert_eq!(hidden.headers["ngsild-results-count"], "0");
+    let seen = app.get("/entities?type=Building&q=name==%22Mairie%20B%22&count=true", Some(&app.writer_b)).await;
+    assert_eq!(seen.headers["ngsild-results-count"], "1");
+}
+
+/// A one-route HTTP server on loopback serving `body` at `/ctx.jsonld`,
+/// counting its hits; dropping the handle's sender stops it.
+async fn context_server(
+    body: String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ctx.jsonld", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/ctx.jsonld",
+        axum::routing::get(move || {
+            let (h, body) = (h.clone(), body.clone());
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                ([("content-type", "application/ld+json")], body)
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, hits, task)
+}
+
+async fn user_contexts(app: &App) {
+    use std::sync::atomic::Ordering;
+    let doc = json!({"@context": {
+        "niveau": "https://uri.etsi.org/ngsi-ld/default-context/fillingLevel",
+        "Conteneur": "https://uri.etsi.org/ngsi-ld/default-context/WasteContainer"
+    }});
+    let (url, hits, server) = context_server(doc.to_string()).await;
+    let link = format!("<{url}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"");
+    let with_link = [("link", link.as_str())];
+    // An anonymous caller cannot make the server fetch a URL.
+    let anon = app.call_with(Method::GET, "/entities?type=Conteneur", None, None, &with_link).await;
+    assert_error(&anon, 503, "LdContextNotAvailable");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // A write with the Link header: fetched once, terms translated.
+    let id = "urn:ngsi-ld:WasteContainer:ctx-1";
+    let body = json!({"id": id, "type": "Conteneur", "niveau": {"type": "Property", "value": 0.5}});
+    let created = app.call_with(Method::POST, "/entities", Some(&app.writer_a), Some(body), &with_link).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let core = app.get(&format!("/entities/{id}"), Some(&app.writer_a)).await;
+    assert_eq!(core.body["type"], "WasteContainer");
+    assert_eq!(core.body["fillingLevel"]["value"], 0.5);
+    let mine = app.call_with(Method::GET, &format!("/entities/{id}"), Some(&app.writer_a), None, &with_link).await;
+    assert_eq!(mine.body["type"], "Conteneur");
+    assert_eq!(mine.body["niveau"]["value"], 0.5);
+    assert!(mine.headers["link"].to_str().unwrap().contains(&url));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let cached = app.get("/jsonldContexts?kind=cached&details=true", None).await;
+    let entry = cached.body.as_array().unwrap().iter().find(|c| c["URL"] == url.as_str()).cloned();
+    let entry = entry.unwrap_or_else(|| panic!("{:?}", cached.body));
+    assert_eq!(entry["kind"], "Cached");
+    let local = entry["localId"].as_str().unwrap().to_owned();
+    // The server stops: the context keeps working, for everyone, from the store.
+    server.abort();
+    let _ = server.await;
+    assert!(reqwest::get(&url).await.is_err(), "the context server is down");
+    let offline = app.call_with(Method::GET, "/entities?type=Conteneur&q=niveau>0.1", None, None, &with_link).await;
+    assert_eq!(offline.status, 200, "{:?}", offline.body);
+    let offline = app.call_with(Method::GET, &format!("/entities/{id}"), Some(&app.reader_a), None, &with_link).await;
+    assert_eq!(offline.body["niveau"]["value"], 0.5, "{:?}", offline.body);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let served = app.get(&format!("/jsonldContexts/{local}"), None).await;
+    assert_eq!(served.headers["content-type"], "application/ld+json");
+    assert_eq!(served.body, doc);
+    // Reloading needs the server; deleting needs an operator.
+    let reload =
+        app.call(Method::DELETE, &format!("/jsonldContexts/{local}?reload=true"), Some(&app.writer_a), None).await;
+    assert_error(&reload, 503, "LdContextNotAvailable");
+    assert_error(&app.call(Method::DELETE, &format!("/jsonldContexts/{local}"), None, None).await, 401, "Unauthorized");
+    assert_error(
+        &app.call(Method::DELETE, &format!("/jsonldContexts/{local}"), Some(&app.reader_a), None).await,
+        403,
+        "Forbidden",
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &format!("/jsonldContexts/{local}"), Some(&app.writer_a), None).await.status,
+        204
+    );
+    assert_error(&app.get(&format!("/jsonldContexts/{local}"), None).await, 404, "ResourceNotFound");
+    let gone = app.call_with(Method::GET, &format!("/entities/{id}"), Some(&app.writer_a), None, &with_link).await;
+    assert_error(&gone, 503, "LdContextNotAvailable");
+    // A URL nobody answers, and a document too large.
+    let dead = "<http://127.0.0.1:9/ctx.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"";
+    let a = app.call_with(Method::GET, "/entities?type=X", Some(&app.writer_a), None, &[("link", dead)]).await;
+    assert_error(&a, 503, "LdContextNotAvailable");
+    let big = json!({"@context": {"x": "y".repeat(1 << 20)}}).to_string();
+    let (big_url, _, big_server) = context_server(big).await;
+    let big_link = format!("<{big_url}>; rel=\"http://www.w3.org/ns/json-ld#context\"");
+    let a = app.call_with(Method::GET, "/entities?type=X", Some(&app.writer_a), None, &[("link", &big_link)]).await;
+    assert_error(&a, 503, "LdContextNotAvailable");
+    assert!(a.body["detail"].as_str().unwrap().contains("larger than"), "{:?}", a.body);
+    big_server.abort();
+    // Hosting a context: operators only; then it serves by its URL.
+    let hosted = json!({"@context": {"remplissage": "https://uri.etsi.org/ngsi-ld/default-context/fillingLevel"}});
+    assert_error(&app.call(Method::POST, "/jsonldContexts", None, Some(hosted.clone())).await, 401, "Unauthorized");
+    assert_error(
+        &app.call(Method::POST, "/jsonldContexts", Some(&app.reader_a), Some(hosted.clone())).await,
+        403,
+        "Forbidden",
+    );
+    assert_error(
+        &app.call(Method::POST, "/jsonldContexts", Some(&app.writer_a), Some(json!({"pas": "de contexte"}))).await,
+        400,
+        "BadRequestData",
+    );
+    let made = app.call(Method::POST, "/jsonldContexts", Some(&app.writer_a), Some(hosted.clone())).await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let location = made.headers["location"].to_str().unwrap().to_owned();
+    let hosted_id = location.rsplit('/').next().unwrap().to_owned();
+    assert_eq!(app.get(&format!("/jsonldContexts/{hosted_id}"), None).await.body, hosted);
+    let hosted_link = format!("<{location}>; rel=\"http://www.w3.org/ns/json-ld#context\"");
+    let a = app.call_with(Method::GET, &format!("/entities/{id}"), None, None, &[("link", &hosted_link)]).await;
+    assert_eq!(a.status, 404, "anonymous: the container is private to commune A");
+    let a = app
+        .call_with(Method::GET, &format!("/entities/{id}"), Some(&app.writer_a), None, &[("link", &hosted_link)])
+        .await;
+    assert_eq!(a.body["remplissage"]["value"], 0.5, "{:?}", a.body);
+    let listed = app.get("/jsonldContexts?kind=hosted", None).await;
+    assert_eq!(listed.body, json!([location]));
+    assert_error(&app.get("/jsonldContexts?kind=autre", None).await, 400, "BadRequestData");
+    let reload =
+        app.call(Method::DELETE, &format!("/jsonldContexts/{hosted_id}?reload=true"), Some(&app.writer_a), None).await;
+    assert_error(&reload, 400, "BadRequestData");
+    assert_error(
+        &app.call(Method::DELETE, "/jsonldContexts/ngsi-ld-core-context-v1.9", Some(&app.writer_a), None).await,
+        400,
+        "BadRequestData",
+    );
+}
+
+/// Alerts are `Alert` entities for whom sees them (policy/alerts.rs), read-only.
+async fn alerts_as_entities(app: &App) {
+    let s = &app.store.store;
+    let now = Utc::now();
+    let open = |entity: &str, org: &str, severity: &str| socle_storage::AlertWrite::Open {
+        rule: format!("regle-{severity}"),
+        entity: EntityId::parse(entity).unwrap(),
+        entity_type: EntityId::parse(entity).unwrap().type_segment().to_owned(),
+        organisation: OrganisationId::parse(org).unwrap(),
+        severity: severity.into(),
+        at: now,
+        since: now - Duration::minutes(20),
+        value: Some(12.0),
+        message_fr: "Consommation au-dessus du seuil".into(),
+        message_en: "Consumption above the threshold".into(),
+    };
+    s.record_transitions(
+        &[
+            open(METER, "commune-a", "high"),
+            open("urn:ngsi-ld:SmartMeteringObservation:m-05", "commune-a", "low"),
+            open("urn:ngsi-ld:Building:b-mairie", "commune-b", "high"),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    // Never public.
+    let anon = app.get("/entities?type=Alert&count=true", None).await;
+    assert_eq!(anon.status, 200, "{:?}", anon.body);
+    assert_eq!(anon.headers["ngsild-results-count"], "0");
+    assert_eq!(app.get("/types", None).await.body["typeList"], json!(["SmartMeteringObservation"]));
+    // Commune A's members see A's two.
+    let a = app.get("/entities?type=Alert&count=true", Some(&app.reader_a)).await;
+    assert_eq!(a.headers["ngsild-results-count"], "2", "{:?}", a.body);
+    let high = app
+        .get(
+            "/entities?type=Alert&q=severity==%22high%22&options=keyValues&attrs=severity,alertSource",
+            Some(&app.reader_a),
+        )
+        .await;
+    assert_eq!(high.body.as_array().unwrap().len(), 1, "{:?}", high.body);
+    let alert_id = high.body[0]["id"].as_str().unwrap().to_owned();
+    assert!(alert_id.starts_with("urn:ngsi-ld:Alert:commune-a:"), "{alert_id}");
+    assert_eq!(high.body[0]["severity"], "high");
+    assert_eq!(high.body[0]["alertSource"], METER);
+    assert_eq!(high.body[0].as_object().unwrap().len(), 4, "{:?}", high.body);
+    let one = app.get(&format!("/entities/{alert_id}"), Some(&app.writer_a)).await;
+    assert_eq!(one.status, 200, "{:?}", one.body);
+    assert_eq!(one.body["type"], "Alert");
+    assert_eq!(one.body["category"]["value"], "environment");
+    assert_eq!(one.body["description"]["value"], "Consommation au-dessus du seuil");
+    assert_eq!(one.body["location"]["value"]["type"], "Point");
+    assert!(app.get("/types", Some(&app.reader_a)).await.body["typeList"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("Alert")));
+    let temporal = app.get("/temporal/entities?type=Alert", Some(&app.reader_a)).await;
+    assert_eq!(temporal.status, 200, "{:?}", temporal.body);
+    assert_eq!(temporal.body.as_array().unwrap().len(), 2, "alerts have no series, but are listed");
+    // Others: B sees its own only; nobody sees through a tenant they do not reach; anonymous sees none.
+    let b = app.get("/entities?type=Alert&count=true", Some(&app.writer_b)).await;
+    assert_eq!(b.headers["ngsild-results-count"], "1");
+    assert_error(&app.get(&format!("/entities/{alert_id}"), Some(&app.writer_b)).await, 404, "ResourceNotFound");
+    assert_error(&app.get(&format!("/entities/{alert_id}"), None).await, 404, "ResourceNotFound");
+    let tenant = app
+        .call_with(
+            Method::GET,
+            "/entities?type=Alert&count=true",
+            Some(&app.writer_a),
+            None,
+            &[("NGSILD-Tenant", "commune-b")],
+        )
+        .await;
+    assert_eq!(tenant.headers["ngsild-results-count"], "0");
+    // Mixed with entities, in id order, paged across both.
+    let mixed =
+        app.get("/entities?type=Alert,SmartMeteringObservation&count=true&limit=3&offset=1", Some(&app.reader_a)).await;
+    assert_eq!(mixed.headers["ngsild-results-count"], "14");
+    assert_eq!(mixed.body[0]["type"], "Alert", "{:?}", mixed.body);
+    assert_eq!(mixed.body[1]["id"], "urn:ngsi-ld:SmartMeteringObservation:m-00");
+    // Read-only.
+    let patch = app
+        .call(
+            Method::PATCH,
+            &format!("/entities/{alert_id}/attrs"),
+            Some(&app.writer_a),
+            Some(json!({"severity": "low"})),
+        )
+        .await;
+    assert_error(&patch, 422, "OperationNotSupported");
+    assert_error(
+        &app.call(Method::DELETE, &format!("/entities/{alert_id}"), Some(&app.writer_a), None).await,
+        422,
+        "OperationNotSupported",
+    );
+    let create = app
+        .call(
+            Method::POST,
+            "/entities",
+            Some(&app.writer_a),
+            Some(json!({"id": "urn:ngsi-ld:Alert:faux", "type": "Alert"})),
+        )
+        .await;
+    assert_error(&create, 422, "OperationNotSupported");
+    let still = app.get(&format!("/entities/{alert_id}?options=keyValues&attrs=severity"), Some(&app.writer_a)).await;
+    assert_eq!(still.body["severity"], "high");
+}
+
+/// LanguageProperty and ListProperty are stored as such and come back the same;
+/// `lang` picks a language; `q` sees every language and every list item.
+async fn language_and_list_properties(app: &App) {
+    let id = "urn:ngsi-ld:Building:mairie-a";
+    let body = json!({"id": id, "type": "Building",
+        "label": {"type": "LanguageProperty", "languageMap": {"fr": "Mairie", "en": "Town hall"}},
+        "openingDays": {"type": "ListProperty", "valueList": ["lundi", "mardi"]}});
+    let created = app.call(Method::POST, "/entities", Some(&app.writer_a), Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let got = app.get(&format!("/entities/{id}"), Some(&app.writer_a)).await;
+    assert_eq!(got.body["label"], body["label"]);
+    assert_eq!(got.body["openingDays"], body["openingDays"]);
+    let en = app.get(&format!("/entities/{id}?lang=en"), Some(&app.writer_a)).await;
+    assert_eq!(en.body["label"], json!({"type": "Property", "value": "Town hall", "lang": "en"}));
+    let kv = app.get(&format!("/entities/{id}?lang=fr&options=keyValues"), Some(&app.writer_a)).await;
+    assert_eq!(kv.body["label"], "Mairie");
+    let concise = app.get(&format!("/entities/{id}?options=concise"), Some(&app.writer_a)).await;
+    assert_eq!(concise.body["openingDays"], json!({"valueList": ["lundi", "mardi"]}));
+    for (q, n) in [
+        ("label==%22Town%20hall%22", "1"),
+        ("label==Mairie", "1"),
+        ("openingDays==mardi", "1"),
+        ("openingDays==dimanche", "0"),
+    ] {
+        let a = app.get(&format!("/entities?type=Building&q={q}&count=true"), Some(&app.writer_a)).await;
+        assert_eq!(a.headers["ngsild-results-count"], n, "{q}: {:?}", a.body);
+    }
+    let patch = json!({"label": {"type": "LanguageProperty", "languageMap": {"fr": "Hôtel de ville"}}});
+    let a = app.call(Method::PATCH, &format!("/entities/{id}/attrs"), Some(&app.writer_a), Some(patch)).await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    let got = app.get(&format!("/entities/{id}?attrs=label&options=keyValues"), Some(&app.writer_a)).await;
+    assert_eq!(got.body["label"], json!({"languageMap": {"fr": "Hôtel de ville"}}));
+    let types = app.get("/attributes/openingDays", Some(&app.writer_a)).await;
+    assert_eq!(types.body["attributeTypes"], json!(["ListProperty"]));
+    let bad = json!({"label": {"type": "LanguageProperty", "languageMap": {"fr": 1}}});
+    assert_error(
+        &app.call(Method::POST, &format!("/entities/{id}/attrs"), Some(&app.writer_a), Some(bad)).await,
+        400,
+        "BadRequestData",
+    );
+}
+
+/// Refusals of the gate are NGSI-LD errors; details in French on request.
+async fn errors_shape_and_language(app: &App) {
+    let bad = app.get("/entities?type=Building", Some("pas-un-jeton")).await;
+    assert_error(&bad, 401, "Unauthorized");
+    assert_eq!(bad.body["title"], "Unauthorized");
+    assert!(bad.body["detail"].as_str().unwrap().starts_with("A valid API token"), "{:?}", bad.body);
+    let fr = app
+        .call_with(
+            Method::GET,
+            "/entities?type=Building",
+            Some("pas-un-jeton"),
+            None,
+            &[("accept-language", "fr-FR,fr;q=0.9,en;q=0.5")],
+        )
+        .await;
+    assert_error(&fr, 401, "Unauthorized");
+    assert_eq!(fr.body["title"], "Unauthorized");
+    assert!(fr.body["detail"].as_str().unwrap().starts_with("Authentification requise"), "{:?}", fr.body);
+    let missing = "/entities/urn:ngsi-ld:Building:nulle-part";
+    let en = app.call_with(Method::GET, missing, None, None, &[("accept-language", "en-GB,fr;q=0.5")]).await;
+    assert_eq!(en.body["detail"], "Entity urn:ngsi-ld:Building:nulle-part was not found");
+    let fr = app.call_with(Method::GET, missing, None, None, &[("accept-language", "fr")]).await;
+    assert_error(&fr, 404, "ResourceNotFound");
+    assert_eq!(fr.headers["content-language"], "fr");
+    assert_eq!(fr.body["detail"], "Ressource introuvable. (Entity urn:ngsi-ld:Building:nulle-part was not found)");
+    // Successful answers are left alone.
+    let ok = app.call_with(Method::GET, &format!("/entities/{METER}"), None, None, &[("accept-language", "fr")]).await;
+    assert_eq!(ok.body["id"], METER);
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $(
@@ -755,5 +1152,10 @@ both_backends!(
     batches,
     discovery,
     history,
-    measurements_reach_the_live_feed
+    measurements_reach_the_live_feed,
+    q_in_storage,
+    user_contexts,
+    alerts_as_entities,
+    language_and_list_properties,
+    errors_shape_and_language
 );

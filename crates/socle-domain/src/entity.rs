@@ -150,6 +150,20 @@ pub enum Attribute {
         #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none", default)]
         observed_at: Option<DateTime<Utc>>,
     },
+    /// Text in several languages: BCP 47 tag (or `@none`) → text.
+    LanguageProperty {
+        #[serde(rename = "languageMap")]
+        language_map: BTreeMap<String, String>,
+        #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none", default)]
+        observed_at: Option<DateTime<Utc>>,
+    },
+    /// An ordered list of values.
+    ListProperty {
+        #[serde(rename = "valueList")]
+        value_list: Vec<serde_json::Value>,
+        #[serde(rename = "observedAt", skip_serializing_if = "Option::is_none", default)]
+        observed_at: Option<DateTime<Utc>>,
+    },
 }
 
 impl Attribute {
@@ -166,7 +180,9 @@ impl Attribute {
         match self {
             Self::Property { observed_at, .. }
             | Self::Relationship { observed_at, .. }
-            | Self::GeoProperty { observed_at, .. } => *observed_at,
+            | Self::GeoProperty { observed_at, .. }
+            | Self::LanguageProperty { observed_at, .. }
+            | Self::ListProperty { observed_at, .. } => *observed_at,
         }
     }
 }
@@ -239,8 +255,63 @@ pub struct EntityFilter {
     pub organisations: Option<Vec<OrganisationId>>,
     pub entity_type: Option<EntityType>,
     pub bbox: Option<BBox>,
+    /// Only these entities (an empty list selects none).
+    pub ids: Option<Vec<EntityId>>,
+    /// Conditions on current attribute values, all of which must hold (see [`ValueTest`]).
+    pub attributes: Vec<AttributeCondition>,
     pub limit: u32,
     pub offset: u64,
+}
+
+/// A condition on the current value of one attribute, evaluated by storage
+/// so that NGSI-LD `q` need not read every entity of a type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeCondition {
+    pub attribute: AttributeName,
+    pub test: ValueTest,
+}
+
+/// What an attribute's value (a Property's value, a Relationship's object,
+/// a ListProperty's list) must satisfy. A test *surely* holds when the value
+/// is a scalar of the operand's kind that satisfies it. It *may* hold, and
+/// storage keeps the entity for the caller's exact evaluation, when the
+/// value is an array (one item may match), a LanguageProperty (one of its
+/// texts may) or, against a number, text (it may hold a number).
+/// Any other value never matches: that is what lets storage drop entities.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueTest {
+    /// The attribute exists, whatever its value.
+    Exists,
+    Compare(Comparison, Scalar),
+    /// Equal to one of these.
+    AnyOf(Vec<Scalar>),
+    /// Between both, bounds included (both of one kind).
+    Between(Scalar, Scalar),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// Text compares by code point (byte order of UTF-8), as Rust's `str` does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Number(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// An entity id of a selection, and whether every attribute condition
+/// surely holds for it (see [`ValueTest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityMatch {
+    pub id: EntityId,
+    pub sure: bool,
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@ pub mod series;
 pub use access::{Audience, Email, Reach, Role, TokenScope, Visibility};
 pub use account::{ApiToken, AuditEntry, Credentials, Membership, TokenKind, User, UserId};
 pub use downlink::DownlinkStatus;
-pub use entity::{Attribute, AttributeName, Entity, EntityFilter, EntityId, EntityType, UnitCode};
+pub use entity::{
+    Attribute, AttributeCondition, AttributeName, Comparison, Entity, EntityFilter, EntityId, EntityMatch, EntityType,
+    Scalar, UnitCode, ValueTest,
+};
 pub use error::DomainError;
 pub use geo::{BBox, Geometry};
 pub use observation::{Finite, Observation, ObservedValue, WriteOutcome};

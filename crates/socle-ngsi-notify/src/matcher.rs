@@ -425,9 +425,8 @@ impl Matcher {
                 audience: viewer.audience.clone(),
                 organisations: viewer.tenant.clone().map(|t| vec![t]),
                 entity_type: single,
-                bbox: None,
                 limit: self.config.periodic_max_entities,
-                offset: 0,
+                ..Default::default()
             };
             let page = self.store.query_entities(&filter).await?;
             let data: Vec<serde_json::Value> = page

@@ -131,6 +131,31 @@ impl NgsiError {
     }
 }
 
+/// What an error type means, in French, for a client that asked for French
+/// (`Accept-Language: fr`). NGSI-LD clients are mostly programs expecting
+/// English, so `title` stays the standard's name and English is the default;
+/// French readers get this sentence before the precise English detail.
+pub fn french_summary(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "InvalidRequest" => "La requête est mal formée",
+        "BadRequestData" => "Les données de la requête sont invalides",
+        "AlreadyExists" => "La ressource existe déjà",
+        "OperationNotSupported" => "Cette opération n'est pas prise en charge",
+        "ResourceNotFound" => "Ressource introuvable",
+        "InternalError" => "Erreur interne du serveur ; l'incident est consigné",
+        "TooManyResults" => "Trop de résultats : affinez la requête",
+        "NoMultiTenantSupport" => "Ce serveur ne gère pas les locataires ainsi",
+        "NonexistentTenant" => "Le locataire (NGSILD-Tenant) n'existe pas",
+        "LdContextNotAvailable" => "Le @context demandé n'est pas disponible",
+        "UnsupportedMediaType" => "Type de contenu non pris en charge",
+        "NotAcceptable" => "Aucun format de réponse acceptable",
+        "PayloadTooLarge" => "Le corps de la requête est trop volumineux",
+        "Unauthorized" => "Authentification requise : jeton d'API absent, invalide ou expiré",
+        "Forbidden" => "Vos droits ne permettent pas cette opération",
+        _ => return None,
+    })
+}
+
 pub type Result<T, E = NgsiError> = std::result::Result<T, E>;
 
 #[cfg(test)]

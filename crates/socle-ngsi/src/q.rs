@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, NaiveDate, Utc};
 use regex::Regex;
 use serde_json::Value;
-use socle_domain::{Attribute, AttributeName, Entity};
+use socle_domain::{Attribute, AttributeCondition, AttributeName, Comparison, Entity, Scalar, ValueTest};
 
 use crate::error::{NgsiError, Result};
 
@@ -117,6 +117,112 @@ impl Query {
             Self::And(v) => v.iter().all(|q| q.matches(e)),
             Self::Or(v) => v.iter().any(|q| q.matches(e)),
             Self::Term(t) => t.matches(e),
+        }
+    }
+}
+
+/// Conditions on stored values that storage can evaluate for a query, and
+/// whether they say all of it (then an entity that surely matches them
+/// matches the query). Only `;` at the top level is pushed; `|` is left to
+/// [`Query::matches`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pushdown {
+    pub conditions: Vec<AttributeCondition>,
+    pub complete: bool,
+}
+
+impl Query {
+    pub fn pushdown(&self) -> Pushdown {
+        let terms: Vec<&Term> = match self {
+            Self::Term(t) => vec![t],
+            Self::And(parts) => {
+                let terms: Vec<&Term> = parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Self::Term(t) => Some(t),
+                        _ => None,
+                    })
+                    .collect();
+                let mut p = Pushdown { complete: terms.len() == parts.len(), ..Default::default() };
+                for t in terms {
+                    p.add(t);
+                }
+                return p;
+            }
+            Self::Or(_) => return Pushdown::default(),
+        };
+        let mut p = Pushdown { complete: true, ..Default::default() };
+        for t in terms {
+            p.add(t);
+        }
+        p
+    }
+}
+
+impl Pushdown {
+    fn add(&mut self, t: &Term) {
+        match t.condition() {
+            Some((c, exact)) => {
+                self.complete &= exact;
+                self.conditions.push(c);
+            }
+            None => self.complete = false,
+        }
+    }
+}
+
+fn scalar(v: &QValue) -> Option<Scalar> {
+    match v {
+        QValue::Number(n) => Some(Scalar::Number(*n)),
+        QValue::Bool(b) => Some(Scalar::Bool(*b)),
+        // Text that reads as a date compares as an instant: left to Rust.
+        QValue::Text(t) | QValue::Word(t) if parse_instant(t).is_none() => Some(Scalar::Text(t.clone())),
+        QValue::Text(_) | QValue::Word(_) | QValue::Instant(_) => None,
+    }
+}
+
+impl Term {
+    /// The storage condition of this term and whether it is the term itself
+    /// (else it only narrows: the attribute must exist).
+    fn condition(&self) -> Option<(AttributeCondition, bool)> {
+        if matches!(self.path.attr.as_str(), "id" | "type" | "location") {
+            return None;
+        }
+        let attribute = AttributeName::parse(&self.path.attr).ok()?;
+        let exists =
+            |exact| Some((AttributeCondition { attribute: attribute.clone(), test: ValueTest::Exists }, exact));
+        if !self.path.sub.is_empty() || !self.path.keys.is_empty() {
+            return exists(false);
+        }
+        let test = match &self.test {
+            None => return exists(true),
+            Some((op, operand)) => match (op, operand) {
+                (Op::Eq, Operand::One(v)) => scalar(v).map(|s| ValueTest::Compare(Comparison::Eq, s)),
+                (Op::Gt | Op::Ge | Op::Lt | Op::Le, Operand::One(v)) => {
+                    let c = match op {
+                        Op::Gt => Comparison::Gt,
+                        Op::Ge => Comparison::Ge,
+                        Op::Lt => Comparison::Lt,
+                        _ => Comparison::Le,
+                    };
+                    scalar(v).filter(|s| !matches!(s, Scalar::Bool(_))).map(|s| ValueTest::Compare(c, s))
+                }
+                (Op::Eq, Operand::List(list)) => {
+                    list.iter().map(scalar).collect::<Option<Vec<_>>>().map(ValueTest::AnyOf)
+                }
+                (Op::Eq, Operand::Range(a, b)) => match (scalar(a), scalar(b)) {
+                    (Some(a), Some(b)) if std::mem::discriminant(&a) == std::mem::discriminant(&b) => {
+                        Some(ValueTest::Between(a, b))
+                    }
+                    _ => None,
+                },
+                // `!=`, patterns: any existing value may match.
+                _ => None,
+            },
+        };
+        match test {
+            Some(test) => Some((AttributeCondition { attribute, test }, true)),
+            None => exists(false),
         }
     }
 }
@@ -359,6 +465,11 @@ fn resolve(e: &Entity, path: &AttrPath) -> Option<Value> {
         (_, Attribute::Property { value, .. }) => value.clone(),
         (_, Attribute::Relationship { object, .. }) => Value::from(object.as_str()),
         (_, Attribute::GeoProperty { value, .. }) => serde_json::to_value(value).ok()?,
+        // Any of its languages may match.
+        (_, Attribute::LanguageProperty { language_map, .. }) => {
+            Value::Array(language_map.values().cloned().map(Value::from).collect())
+        }
+        (_, Attribute::ListProperty { value_list, .. }) => Value::Array(value_list.clone()),
     };
     // Other dotted segments navigate the value, as several brokers allow.
     let skip = usize::from(matches!(path.sub.first().map(String::as_str), Some("observedAt" | "unitCode")));
@@ -536,6 +647,36 @@ mod tests {
         let mut q = Query::parse("a==1;(b>2|c)").unwrap();
         q.rename(&|s| format!("x{s}"));
         assert_eq!(q.attributes(), vec!["xa", "xb", "xc"]);
+    }
+
+    #[test]
+    fn pushdown_keeps_what_storage_can_say() {
+        let p = Query::parse("powerState==\"off\";illuminanceLevel>0.5").unwrap().pushdown();
+        assert!(p.complete);
+        assert_eq!(p.conditions.len(), 2);
+        assert_eq!(p.conditions[0].test, ValueTest::Compare(Comparison::Eq, Scalar::Text("off".into())));
+        assert_eq!(p.conditions[1].test, ValueTest::Compare(Comparison::Gt, Scalar::Number(0.5)));
+        let p = Query::parse("a==1..3;b==x,y;c").unwrap().pushdown();
+        assert!(p.complete);
+        assert_eq!(p.conditions[0].test, ValueTest::Between(Scalar::Number(1.0), Scalar::Number(3.0)));
+        assert_eq!(p.conditions[1].test, ValueTest::AnyOf(vec![Scalar::Text("x".into()), Scalar::Text("y".into())]));
+        assert_eq!(p.conditions[2].test, ValueTest::Exists);
+        // Narrowing only: existence of the attribute.
+        for q in ["a!=1", "a~=x", "a.observedAt>2026-01-01", "a[k]==1", "a==2026-01-01", "a==\"2026-01-01\"", "a>true"]
+        {
+            let p = Query::parse(q).unwrap().pushdown();
+            assert!(!p.complete, "{q}");
+            assert_eq!(p.conditions.len(), 1, "{q}");
+            assert_eq!(p.conditions[0].test, ValueTest::Exists, "{q}");
+        }
+        // Nothing pushed.
+        for q in ["a==1|b==2", "type==X", "id==urn:ngsi-ld:X:1"] {
+            let p = Query::parse(q).unwrap().pushdown();
+            assert!(!p.complete && p.conditions.is_empty(), "{q}");
+        }
+        let p = Query::parse("a==1;(b==2|c==3)").unwrap().pushdown();
+        assert!(!p.complete);
+        assert_eq!(p.conditions.len(), 1);
     }
 
     proptest! {

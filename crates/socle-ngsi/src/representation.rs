@@ -50,14 +50,48 @@ pub struct Render<'a> {
     /// Stored names of the attributes asked for (`attrs`); all when `None`.
     pub attrs: Option<&'a [String]>,
     pub ctx: &'a Context,
+    /// `lang`: LanguageProperties show the text of this language (`*`: all).
+    pub lang: Option<&'a str>,
 }
 
 fn instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn render_attribute(a: &Attribute, format: Format) -> Value {
+/// The text of the language asked for: same tag, else same primary
+/// language, else `@none`, else the first.
+fn pick_language<'m>(map: &'m BTreeMap<String, String>, lang: &str) -> Option<(&'m str, &'m str)> {
+    let lang = lang.split([',', ';']).next().unwrap_or_default().trim().to_ascii_lowercase();
+    let primary = |t: &str| t.split('-').next().unwrap_or_default().to_ascii_lowercase();
+    map.iter()
+        .find(|(k, _)| k.to_ascii_lowercase() == lang)
+        .or_else(|| map.iter().find(|(k, _)| primary(k) == primary(&lang)))
+        .or_else(|| map.iter().find(|(k, _)| k.as_str() == "@none"))
+        .or_else(|| map.iter().next())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+fn render_attribute(a: &Attribute, format: Format, lang: Option<&str>) -> Value {
+    if let (Attribute::LanguageProperty { language_map, observed_at }, Some(l)) = (a, lang.filter(|l| *l != "*")) {
+        if let Some((tag, text)) = pick_language(language_map, l) {
+            if format == Format::KeyValues {
+                return Value::from(text);
+            }
+            let mut o = Map::new();
+            if format == Format::Normalized {
+                o.insert("type".into(), Value::from("Property"));
+            }
+            o.insert("value".into(), Value::from(text));
+            o.insert("lang".into(), Value::from(tag));
+            if let Some(t) = observed_at {
+                o.insert("observedAt".into(), Value::from(instant(*t)));
+            }
+            return Value::Object(o);
+        }
+    }
     match (format, a) {
+        (Format::KeyValues, Attribute::LanguageProperty { language_map, .. }) => json!({"languageMap": language_map}),
+        (Format::KeyValues, Attribute::ListProperty { value_list, .. }) => json!({"valueList": value_list}),
         (Format::KeyValues, Attribute::Property { value, .. }) => value.clone(),
         (Format::KeyValues, Attribute::Relationship { object, .. }) => Value::from(object.as_str()),
         (Format::KeyValues, Attribute::GeoProperty { value, .. }) => serde_json::to_value(value).unwrap_or_default(),
@@ -86,11 +120,11 @@ pub fn render(e: &Entity, r: &Render) -> Value {
     let wanted = |name: &str| r.attrs.is_none_or(|a| a.iter().any(|x| x == name));
     if let Some(loc) = e.location.as_ref().filter(|_| wanted("location")) {
         let geo = Attribute::GeoProperty { value: loc.clone(), observed_at: None };
-        out.insert("location".into(), render_attribute(&geo, r.format));
+        out.insert("location".into(), render_attribute(&geo, r.format, None));
     }
     for (name, a) in &e.attributes {
         if wanted(name.as_str()) {
-            out.insert(r.ctx.from_stored(name.as_str()), render_attribute(a, r.format));
+            out.insert(r.ctx.from_stored(name.as_str()), render_attribute(a, r.format, r.lang));
         }
     }
     if r.sys_attrs && r.format != Format::KeyValues {
@@ -160,6 +194,8 @@ pub fn parse_attribute(name: &str, v: &Value) -> Result<Change> {
     let kind = match kind {
         Some(k) => k,
         None if o.contains_key("object") => "Relationship",
+        None if o.contains_key("languageMap") => "LanguageProperty",
+        None if o.contains_key("valueList") => "ListProperty",
         None if o.contains_key("value") && o.get("value").is_some_and(is_geojson) && name == "location" => {
             "GeoProperty"
         }
@@ -206,7 +242,36 @@ pub fn parse_attribute(name: &str, v: &Value) -> Result<Change> {
             let value = o.get("value").ok_or_else(|| bad(format!("{name}: a GeoProperty needs a value")))?;
             Attribute::GeoProperty { value: geometry(value, name)?, observed_at: at }
         }
-        "LanguageProperty" | "ListProperty" | "ListRelationship" | "VocabProperty" => {
+        "LanguageProperty" => {
+            let map = o
+                .get("languageMap")
+                .and_then(Value::as_object)
+                .ok_or_else(|| bad(format!("{name}: a LanguageProperty needs a languageMap object")))?;
+            let mut language_map = BTreeMap::new();
+            for (tag, text) in map {
+                let tag_ok = tag == "@none"
+                    || (!tag.is_empty()
+                        && tag.len() <= 35
+                        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+                if !tag_ok {
+                    return Err(bad(format!("{name}.languageMap: `{tag}` is not a language tag")));
+                }
+                let text = text.as_str().ok_or_else(|| bad(format!("{name}.languageMap.{tag} must be a string")))?;
+                language_map.insert(tag.clone(), text.to_owned());
+            }
+            if language_map.is_empty() {
+                return Err(bad(format!("{name}: the languageMap is empty")));
+            }
+            Attribute::LanguageProperty { language_map, observed_at: at }
+        }
+        "ListProperty" => {
+            let list = o
+                .get("valueList")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad(format!("{name}: a ListProperty needs a valueList array")))?;
+            Attribute::ListProperty { value_list: list.clone(), observed_at: at }
+        }
+        "ListRelationship" | "VocabProperty" => {
             return Err(NgsiError::OperationNotSupported(format!("{name}: {kind} is not supported")))
         }
         other => return Err(bad(format!("{name}: unknown attribute type `{other}`"))),
@@ -347,17 +412,19 @@ mod tests {
         assert_eq!(e.location, Some(Geometry::Point([0.34, 46.58])));
         assert_eq!(e.attributes.len(), 4);
         let c = ctx();
-        let out = render(&e, &Render { format: Format::Normalized, sys_attrs: false, attrs: None, ctx: &c });
+        let out =
+            render(&e, &Render { format: Format::Normalized, sys_attrs: false, attrs: None, ctx: &c, lang: None });
         assert_eq!(out["fillingLevel"], body()["fillingLevel"]);
         assert_eq!(out["status"], json!({"type": "Property", "value": "ok"}));
         assert_eq!(out["refDevice"], body()["refDevice"]);
         assert_eq!(out["location"], body()["location"]);
         assert_eq!(out["address"], json!({"type": "Property", "value": {"addressLocality": "Poitiers"}}));
-        let kv = render(&e, &Render { format: Format::KeyValues, sys_attrs: true, attrs: None, ctx: &c });
+        let kv = render(&e, &Render { format: Format::KeyValues, sys_attrs: true, attrs: None, ctx: &c, lang: None });
         assert_eq!(kv["fillingLevel"], 0.75);
         assert_eq!(kv["refDevice"], "urn:ngsi-ld:Device:d1");
         assert_eq!(kv["location"]["type"], "Point");
-        let concise = render(&e, &Render { format: Format::Concise, sys_attrs: false, attrs: None, ctx: &c });
+        let concise =
+            render(&e, &Render { format: Format::Concise, sys_attrs: false, attrs: None, ctx: &c, lang: None });
         assert_eq!(concise["status"], "ok");
         assert_eq!(
             concise["fillingLevel"],
@@ -371,7 +438,10 @@ mod tests {
         assert_eq!(e2.attributes, e.attributes);
         assert_eq!(e2.location, e.location);
         let only = ["status".to_owned()];
-        let some = render(&e, &Render { format: Format::Normalized, sys_attrs: false, attrs: Some(&only), ctx: &c });
+        let some = render(
+            &e,
+            &Render { format: Format::Normalized, sys_attrs: false, attrs: Some(&only), ctx: &c, lang: None },
+        );
         assert_eq!(some.as_object().unwrap().len(), 3);
     }
 
@@ -421,6 +491,49 @@ mod tests {
             ),
         ] {
             assert_eq!(parse_entity(&b, &c, org()).unwrap_err().name(), name, "{b}");
+        }
+    }
+
+    #[test]
+    fn language_and_list_properties_round_trip() {
+        let c = ctx();
+        let org = || OrganisationId::parse("commune-a").unwrap();
+        let body = json!({"id": "urn:ngsi-ld:Building:b1", "type": "Building",
+            "label": {"type": "LanguageProperty", "languageMap": {"fr": "Mairie", "en": "Town hall"}},
+            "floors": {"type": "ListProperty", "valueList": [0, 1, 2]},
+            "concise": {"languageMap": {"@none": "sans langue"}}});
+        let e = parse_entity(&body, &c, org()).unwrap();
+        let out =
+            render(&e, &Render { format: Format::Normalized, sys_attrs: false, attrs: None, ctx: &c, lang: None });
+        assert_eq!(out["label"], body["label"]);
+        assert_eq!(out["floors"], body["floors"]);
+        assert_eq!(out["concise"], json!({"type": "LanguageProperty", "languageMap": {"@none": "sans langue"}}));
+        let concise =
+            render(&e, &Render { format: Format::Concise, sys_attrs: false, attrs: None, ctx: &c, lang: None });
+        assert_eq!(concise["floors"], json!({"valueList": [0, 1, 2]}));
+        let mut again = concise.clone();
+        again["id"] = body["id"].clone();
+        assert_eq!(parse_entity(&again, &c, org()).unwrap().attributes, e.attributes);
+        let en = render(
+            &e,
+            &Render { format: Format::Normalized, sys_attrs: false, attrs: None, ctx: &c, lang: Some("en-GB") },
+        );
+        assert_eq!(en["label"], json!({"type": "Property", "value": "Town hall", "lang": "en"}));
+        let de =
+            render(&e, &Render { format: Format::KeyValues, sys_attrs: false, attrs: None, ctx: &c, lang: Some("de") });
+        assert_eq!(de["concise"], "sans langue");
+        let all =
+            render(&e, &Render { format: Format::KeyValues, sys_attrs: false, attrs: None, ctx: &c, lang: Some("*") });
+        assert_eq!(all["label"], json!({"languageMap": {"fr": "Mairie", "en": "Town hall"}}));
+        assert_eq!(all["floors"], json!({"valueList": [0, 1, 2]}));
+        for bad_attr in [
+            json!({"type": "LanguageProperty", "languageMap": {"fr": 3}}),
+            json!({"type": "LanguageProperty", "languageMap": {}}),
+            json!({"type": "LanguageProperty", "languageMap": {"fr fr": "x"}}),
+            json!({"type": "LanguageProperty"}),
+            json!({"type": "ListProperty", "valueList": 3}),
+        ] {
+            assert_eq!(parse_attribute("a", &bad_attr).unwrap_err().name(), "BadRequestData", "{bad_attr}");
         }
     }
 

@@ -697,7 +697,7 @@ impl Compiled {
     /// without `notification.attributes`), in the subscription's format and terms.
     pub fn render(&self, e: &Entity) -> Value {
         let attrs = (!self.attributes.is_empty()).then_some(self.attributes.as_slice());
-        representation::render(e, &Render { format: self.format, sys_attrs: false, attrs, ctx: &self.ctx })
+        representation::render(e, &Render { format: self.format, sys_attrs: false, attrs, ctx: &self.ctx, lang: None })
     }
 }
 

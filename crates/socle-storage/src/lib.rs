@@ -11,12 +11,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use socle_domain::{
-    Entity, EntityFilter, EntityId, NewOrganisation, Observation, Organisation, OrganisationId, Page, SeriesInfo,
-    SeriesPoints, SeriesQuery, WriteOutcome,
+    Entity, EntityFilter, EntityId, EntityMatch, NewOrganisation, Observation, Organisation, OrganisationId, Page,
+    SeriesInfo, SeriesPoints, SeriesQuery, WriteOutcome,
 };
 
 mod accounts;
 pub mod alerts;
+pub mod contexts;
 pub mod datasets;
 mod devices;
 pub mod feed;
@@ -26,19 +27,23 @@ mod notifications;
 pub mod postgres;
 mod postgres_accounts;
 mod postgres_alerts;
+mod postgres_contexts;
 mod postgres_datasets;
 mod postgres_devices;
 mod postgres_ngsi_subscriptions;
 mod postgres_notifications;
+mod postgres_query;
 pub mod rollup;
 mod rows;
 pub mod sqlite;
 mod sqlite_accounts;
 mod sqlite_alerts;
+mod sqlite_contexts;
 mod sqlite_datasets;
 mod sqlite_devices;
 mod sqlite_ngsi_subscriptions;
 mod sqlite_notifications;
+mod sqlite_query;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -48,6 +53,7 @@ pub use alerts::{
     ActionRefusal, AlertAction, AlertChange, AlertEventKind, AlertEventRecord, AlertFilter, AlertRecord, AlertStatus,
     AlertWrite, Alerts, EngineState, ObservationScan, RuleFilter, RuleRecord,
 };
+pub use contexts::{ContextKind, JsonLdContexts, StoredContext};
 pub use datasets::{DatasetUsage, Datasets, StoredAttachment, StoredDataset, StoredRecord, UsageKind};
 pub use devices::{
     DeadLetter, DeadLetterFilter, DeviceFilter, DeviceHealth, DeviceRecord, DeviceRoute, Devices, Downlink,
@@ -95,7 +101,7 @@ pub struct ConsistencyReport {
 /// one transaction: a crash leaves either all of it or none of it.
 #[async_trait]
 pub trait Store:
-    Accounts + Devices + Alerts + Notifications + NgsiSubscriptions + Datasets + Send + Sync + 'static
+    Accounts + Devices + Alerts + Notifications + NgsiSubscriptions + Datasets + JsonLdContexts + Send + Sync + 'static
 {
     /// Which backend this is (`sqlite`, `postgresql`), for logs and metrics.
     fn backend(&self) -> &'static str;
@@ -120,7 +126,15 @@ pub trait Store:
     /// Refused ([`StoreError::Conflict`]) while devices still measure it.
     async fn delete_entity(&self, id: &EntityId) -> Result<bool>;
     async fn entity(&self, id: &EntityId) -> Result<Option<Entity>>;
+    /// Entities a filter selects, one page in id order, and how many in all.
+    /// Attribute conditions keep every entity they *may* match (see
+    /// [`socle_domain::ValueTest`]): callers evaluating NGSI-LD `q` exactly
+    /// check those themselves.
     async fn query_entities(&self, filter: &EntityFilter) -> Result<Page<Entity>>;
+    /// Ids of every entity the filter selects (`limit`/`offset` ignored), in
+    /// id order, each with whether its attribute conditions surely hold:
+    /// paging by id without loading entities.
+    async fn match_entities(&self, filter: &EntityFilter) -> Result<Vec<EntityMatch>>;
 
     /// Stores a batch of observations in one transaction, updates the hourly
     /// and daily rollups and each entity's current value. A point already

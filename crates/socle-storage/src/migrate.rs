@@ -26,6 +26,11 @@ pub const SQLITE: &[Migration] = &[
         name: "NGSI-LD subscriptions",
         sql: include_str!("../migrations/sqlite/0009_ngsi_subscriptions.sql"),
     },
+    Migration {
+        version: 10,
+        name: "JSON-LD contexts",
+        sql: include_str!("../migrations/sqlite/0010_jsonld_contexts.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -41,6 +46,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 9,
         name: "NGSI-LD subscriptions",
         sql: include_str!("../migrations/postgres/0009_ngsi_subscriptions.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "JSON-LD contexts",
+        sql: include_str!("../migrations/postgres/0010_jsonld_contexts.sql"),
     },
 ];
 

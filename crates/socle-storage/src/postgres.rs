@@ -14,16 +14,16 @@ use chrono_tz::Tz;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use socle_domain::organisation::parse_timezone;
 use socle_domain::{
-    Entity, EntityFilter, EntityId, NewOrganisation, Observation, ObservedValue, Organisation, OrganisationId, Page,
-    RawPoint, SeriesInfo, SeriesPoints, SeriesQuery, Step, UnitCode, WriteOutcome,
+    Entity, EntityFilter, EntityId, EntityMatch, NewOrganisation, Observation, ObservedValue, Organisation,
+    OrganisationId, Page, RawPoint, SeriesInfo, SeriesPoints, SeriesQuery, Step, UnitCode, WriteOutcome,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Transaction};
 
 use crate::rollup::{compare_rollups, retained_from, rollup_points, Agg, Folded};
 use crate::rows::{
-    attribute_from_row, attribute_to_row, audience_condition, from_ms, geometry_to_text, kind_name, ms, series_info,
-    RawEntity, RawOrganisation,
+    attribute_from_row, attribute_to_row, from_ms, geometry_to_text, kind_name, ms, series_info, RawEntity,
+    RawOrganisation,
 };
 use crate::{migrate, ConsistencyReport, Result, StorageStats, Store, StoreError};
 
@@ -528,44 +528,9 @@ impl Store for PostgresStore {
 
     async fn query_entities(&self, filter: &EntityFilter) -> Result<Page<Entity>> {
         let client = self.client().await?;
-        let mut conds: Vec<String> = Vec::new();
-        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        if let Some(b) = filter.bbox {
-            let n = args.len();
-            conds.push(format!(
-                "e.bbox && box(point(${}::float8, ${}::float8), point(${}::float8, ${}::float8))",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4
-            ));
-            args.extend(
-                [b.min_lon, b.min_lat, b.max_lon, b.max_lat].map(|v| Box::new(v) as Box<dyn ToSql + Sync + Send>),
-            );
-        }
-        if let Some(t) = &filter.entity_type {
-            args.push(Box::new(t.to_string()));
-            conds.push(format!("e.type = ${}", args.len()));
-        }
-        if let Some(orgs) = &filter.organisations {
-            if orgs.is_empty() {
-                return Ok(Page { total: 0, items: vec![] });
-            }
-            args.push(Box::new(orgs.iter().map(ToString::to_string).collect::<Vec<_>>()));
-            conds.push(format!("e.organisation_id = ANY(${})", args.len()));
-        }
-        let mut next = args.len();
-        if let Some((cond, values)) = audience_condition(&filter.audience, &mut || {
-            next += 1;
-            format!("${next}")
-        }) {
-            conds.push(cond);
-            args.extend(values.into_iter().map(|v| Box::new(v) as Box<dyn ToSql + Sync + Send>));
-        }
-        let where_clause = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
-        let total: i64 =
-            client.query_one(&format!("SELECT count(*) FROM entities e{where_clause}"), &refs).await?.get(0);
+        let Some(sel) = crate::postgres_query::selection(filter) else { return Ok(Page { total: 0, items: vec![] }) };
+        let refs: Vec<&(dyn ToSql + Sync)> = sel.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
+        let total: i64 = client.query_one(&format!("SELECT count(*) {}", sel.from_where), &refs).await?.get(0);
         let limit = i64::from(filter.limit);
         let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
         let mut page_refs = refs.clone();
@@ -574,17 +539,27 @@ impl Store for PostgresStore {
         let n = refs.len();
         let rows = client
             .query(
-                &format!(
-                    "SELECT {ENTITY_COLUMNS} FROM entities e{where_clause} ORDER BY e.id LIMIT ${} OFFSET ${}",
-                    n + 1,
-                    n + 2
-                ),
+                &format!("SELECT {ENTITY_COLUMNS} {} ORDER BY e.id LIMIT ${} OFFSET ${}", sel.from_where, n + 1, n + 2),
                 &page_refs,
             )
             .await?;
         let raws = rows.iter().map(entity_from_row).collect::<Result<Vec<_>>>()?;
         let items = Self::load_attributes(&client, raws).await?;
         Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+    }
+
+    async fn match_entities(&self, filter: &EntityFilter) -> Result<Vec<EntityMatch>> {
+        let client = self.client().await?;
+        let Some(sel) = crate::postgres_query::selection(filter) else { return Ok(Vec::new()) };
+        let refs: Vec<&(dyn ToSql + Sync)> = sel.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
+        let rows = client.query(&format!("SELECT e.id, {} {} ORDER BY e.id", sel.sure, sel.from_where), &refs).await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0)?;
+                let id = EntityId::parse(&id).map_err(|e| StoreError::Corrupt(format!("entity id {id:?}: {e}")))?;
+                Ok(EntityMatch { id, sure: r.try_get(1)? })
+            })
+            .collect()
     }
 
     async fn write_observations(&self, batch: &[Observation]) -> Result<WriteOutcome> {

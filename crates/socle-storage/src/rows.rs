@@ -47,6 +47,18 @@ pub fn attribute_to_row(a: &Attribute) -> AttributeRow {
             unit_code: None,
             observed_at: observed_at.map(ms),
         },
+        Attribute::LanguageProperty { language_map, observed_at } => AttributeRow {
+            kind: "LanguageProperty",
+            value: serde_json::to_string(language_map).unwrap_or_default(),
+            unit_code: None,
+            observed_at: observed_at.map(ms),
+        },
+        Attribute::ListProperty { value_list, observed_at } => AttributeRow {
+            kind: "ListProperty",
+            value: serde_json::Value::Array(value_list.clone()).to_string(),
+            unit_code: None,
+            observed_at: observed_at.map(ms),
+        },
     }
 }
 
@@ -70,6 +82,13 @@ pub fn attribute_from_row(
         }
         "GeoProperty" => {
             Attribute::GeoProperty { value: serde_json::from_str(value).map_err(|e| corrupt(&e))?, observed_at }
+        }
+        "LanguageProperty" => Attribute::LanguageProperty {
+            language_map: serde_json::from_str(value).map_err(|e| corrupt(&e))?,
+            observed_at,
+        },
+        "ListProperty" => {
+            Attribute::ListProperty { value_list: serde_json::from_str(value).map_err(|e| corrupt(&e))?, observed_at }
         }
         other => return Err(StoreError::Corrupt(format!("attribute kind {other:?}"))),
     })

@@ -14,14 +14,14 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use socle_domain::organisation::parse_timezone;
 use socle_domain::{
-    Entity, EntityFilter, EntityId, NewOrganisation, Observation, ObservedValue, Organisation, OrganisationId, Page,
-    RawPoint, SeriesInfo, SeriesPoints, SeriesQuery, Step, UnitCode, WriteOutcome,
+    Entity, EntityFilter, EntityId, EntityMatch, NewOrganisation, Observation, ObservedValue, Organisation,
+    OrganisationId, Page, RawPoint, SeriesInfo, SeriesPoints, SeriesQuery, Step, UnitCode, WriteOutcome,
 };
 
 use crate::rollup::{compare_rollups, retained_from, rollup_points, Agg, Folded};
 use crate::rows::{
-    attribute_from_row, attribute_to_row, audience_condition, from_ms, geometry_to_text, kind_name, ms, series_info,
-    RawEntity, RawOrganisation,
+    attribute_from_row, attribute_to_row, from_ms, geometry_to_text, kind_name, ms, series_info, RawEntity,
+    RawOrganisation,
 };
 use crate::{migrate, ConsistencyReport, Result, StorageStats, Store, StoreError};
 
@@ -531,44 +531,45 @@ impl Store for SqliteStore {
     async fn query_entities(&self, filter: &EntityFilter) -> Result<Page<Entity>> {
         let filter = filter.clone();
         self.read(move |c| {
-            let mut from = String::from("FROM entities e");
-            let mut conds: Vec<String> = Vec::new();
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            if let Some(b) = filter.bbox {
-                from.push_str(
-                    " JOIN entities_bbox b ON b.seq = e.seq AND b.max_lon >= ? AND b.min_lon <= ? AND b.max_lat >= ? AND b.min_lat <= ?",
-                );
-                args.extend([b.min_lon, b.max_lon, b.min_lat, b.max_lat].map(rusqlite::types::Value::Real));
-            }
-            if let Some(t) = &filter.entity_type {
-                conds.push("e.type = ?".into());
-                args.push(t.to_string().into());
-            }
-            if let Some(orgs) = &filter.organisations {
-                if orgs.is_empty() {
-                    return Ok(Page { total: 0, items: vec![] });
-                }
-                conds.push(format!("e.organisation_id IN ({})", vec!["?"; orgs.len()].join(", ")));
-                args.extend(orgs.iter().map(|o| rusqlite::types::Value::from(o.to_string())));
-            }
-            if let Some((cond, values)) = audience_condition(&filter.audience, &mut || "?".to_owned()) {
-                conds.push(cond);
-                args.extend(values.into_iter().map(rusqlite::types::Value::from));
-            }
-            let where_clause = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-            let total: i64 =
-                c.prepare_cached(&format!("SELECT count(*) {from}{where_clause}"))?
-                    .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-            let mut page_args = args.clone();
-            page_args.push(i64::from(filter.limit).into());
-            page_args.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
+            let Some(sel) = crate::sqlite_query::selection(&filter) else {
+                return Ok(Page { total: 0, items: vec![] });
+            };
+            let total: i64 = c
+                .prepare_cached(&format!("SELECT count(*) {}", sel.from_where))?
+                .query_row(params_from_iter(sel.args.iter()), |r| r.get(0))?;
+            let mut args = sel.args;
+            args.push(i64::from(filter.limit).into());
+            args.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
+            let n = args.len();
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT e.seq, e.id, e.type, e.organisation_id, e.location, e.created_at, e.modified_at, e.visibility
-                 {from}{where_clause} ORDER BY e.id LIMIT ? OFFSET ?"
+                 {} ORDER BY e.id LIMIT ?{} OFFSET ?{n}",
+                sel.from_where,
+                n - 1
             ))?;
-            let raws = stmt.query_map(params_from_iter(page_args.iter()), entity_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let raws = stmt
+                .query_map(params_from_iter(args.iter()), entity_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             let items = raws.into_iter().map(|r| load_attributes(c, r)).collect::<Result<Vec<_>>>()?;
             Ok(Page { total: u64::try_from(total).unwrap_or(0), items })
+        })
+        .await
+    }
+
+    async fn match_entities(&self, filter: &EntityFilter) -> Result<Vec<EntityMatch>> {
+        let filter = filter.clone();
+        self.read(move |c| {
+            let Some(sel) = crate::sqlite_query::selection(&filter) else { return Ok(Vec::new()) };
+            let mut stmt = c.prepare_cached(&format!("SELECT e.id, {} {} ORDER BY e.id", sel.sure, sel.from_where))?;
+            let rows = stmt
+                .query_map(params_from_iter(sel.args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, sure)| {
+                    let id = EntityId::parse(&id).map_err(|e| StoreError::Corrupt(format!("entity id {id:?}: {e}")))?;
+                    Ok(EntityMatch { id, sure })
+                })
+                .collect()
         })
         .await
     }

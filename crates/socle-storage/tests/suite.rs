@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
 use socle_domain::DownlinkStatus;
 use socle_domain::{
     Attribute, AttributeName, Audience, BBox, Entity, EntityFilter, EntityId, EntityType, Geometry, NewOrganisation,
@@ -210,6 +211,112 @@ async fn entity_queries_filter_and_page(t: &TestStore) {
         ..Default::default()
     };
     assert_eq!(s.query_entities(&typed).await.unwrap().total, 0);
+}
+
+/// Attribute conditions: what surely matches, what may (arrays, text against
+/// a number), what never does; ids; both with audiences.
+async fn entity_queries_on_attribute_values(t: &TestStore) {
+    use socle_domain::{AttributeCondition, Comparison, Scalar, ValueTest};
+    let s = &t.store;
+    territory(s).await;
+    let mut es = Vec::new();
+    for (i, level) in [json!(1), json!(5.5), json!("5.5"), json!([1, 9]), json!("haut"), json!(true), json!({"v": 9})]
+        .into_iter()
+        .enumerate()
+    {
+        let e = meter("commune-a", &format!("v-{i}"), 1.0, 45.0).with("level", Attribute::property(level)).unwrap();
+        es.push(e);
+    }
+    s.upsert_entities(&es).await.unwrap();
+    let cond = |test: ValueTest| EntityFilter {
+        audience: Audience::System,
+        entity_type: Some(EntityType::parse("SmartMeteringObservation").unwrap()),
+        attributes: vec![AttributeCondition { attribute: AttributeName::parse("level").unwrap(), test }],
+        limit: 100,
+        ..Default::default()
+    };
+    let found = |m: Vec<socle_domain::EntityMatch>| -> Vec<(String, bool)> {
+        m.into_iter().map(|m| (m.id.as_str().rsplit(':').next().unwrap().to_owned(), m.sure)).collect()
+    };
+    let owned = |v: &[(&str, bool)]| -> Vec<(String, bool)> { v.iter().map(|(a, b)| ((*a).to_owned(), *b)).collect() };
+    let gt = cond(ValueTest::Compare(Comparison::Gt, Scalar::Number(2.0)));
+    assert_eq!(
+        found(s.match_entities(&gt).await.unwrap()),
+        owned(&[("v-1", true), ("v-2", false), ("v-3", false), ("v-4", false)])
+    );
+    assert_eq!(s.query_entities(&gt).await.unwrap().total, 4);
+    let text = cond(ValueTest::Compare(Comparison::Eq, Scalar::Text("haut".into())));
+    assert_eq!(found(s.match_entities(&text).await.unwrap()), owned(&[("v-3", false), ("v-4", true)]));
+    let ge = cond(ValueTest::Compare(Comparison::Ge, Scalar::Text("5".into())));
+    assert_eq!(
+        found(s.match_entities(&ge).await.unwrap()),
+        owned(&[("v-2", true), ("v-3", false), ("v-4", true)]),
+        "text compares by code point: \"5.5\" and \"haut\" are >= \"5\""
+    );
+    let yes = cond(ValueTest::Compare(Comparison::Eq, Scalar::Bool(true)));
+    assert_eq!(found(s.match_entities(&yes).await.unwrap()), owned(&[("v-3", false), ("v-5", true)]));
+    let any = cond(ValueTest::AnyOf(vec![Scalar::Number(1.0), Scalar::Text("haut".into())]));
+    assert_eq!(
+        found(s.match_entities(&any).await.unwrap()),
+        owned(&[("v-0", true), ("v-2", false), ("v-3", false), ("v-4", true)])
+    );
+    let between = cond(ValueTest::Between(Scalar::Number(1.0), Scalar::Number(5.5)));
+    assert_eq!(
+        found(s.match_entities(&between).await.unwrap()),
+        owned(&[("v-0", true), ("v-1", true), ("v-2", false), ("v-3", false), ("v-4", false)])
+    );
+    let exists = cond(ValueTest::Exists);
+    assert_eq!(s.match_entities(&exists).await.unwrap().len(), 7);
+    assert!(s.match_entities(&exists).await.unwrap().iter().all(|m| m.sure));
+    // Two conditions: sure only when both are.
+    let mut both = cond(ValueTest::Compare(Comparison::Ge, Scalar::Number(1.0)));
+    both.attributes.push(AttributeCondition {
+        attribute: AttributeName::parse("name").unwrap(),
+        test: ValueTest::Compare(Comparison::Eq, Scalar::Text("Compteur v-0".into())),
+    });
+    assert_eq!(found(s.match_entities(&both).await.unwrap()), owned(&[("v-0", true)]));
+    // Ids, paging, and an audience that sees nothing private.
+    let ids = EntityFilter {
+        audience: Audience::System,
+        ids: Some(vec![es[1].id.clone(), es[4].id.clone(), EntityId::parse("urn:ngsi-ld:X:absent").unwrap()]),
+        limit: 1,
+        offset: 1,
+        ..Default::default()
+    };
+    let page = s.query_entities(&ids).await.unwrap();
+    assert_eq!((page.total, page.items[0].id.clone()), (2, es[4].id.clone()));
+    assert!(s.match_entities(&EntityFilter { ids: Some(vec![]), ..ids.clone() }).await.unwrap().is_empty());
+    let public = EntityFilter { audience: Audience::Public, ..gt };
+    assert!(s.match_entities(&public).await.unwrap().is_empty());
+    assert_eq!(s.query_entities(&public).await.unwrap().total, 0);
+}
+
+/// JSON-LD contexts: kept once per URL, listed by kind, reloaded, deleted.
+async fn jsonld_contexts_are_kept(t: &TestStore) {
+    use socle_storage::{ContextKind, StoredContext};
+    let s = &t.store;
+    let c = |id: &str, url: &str, kind| StoredContext {
+        id: id.into(),
+        url: url.into(),
+        kind,
+        body: r#"{"@context":{"a":"http://x/a"}}"#.into(),
+        created_at: at("2026-03-01T10:00:00Z"),
+    };
+    s.add_context(&c("c1", "http://exemple.fr/ctx.jsonld", ContextKind::Cached)).await.unwrap();
+    s.add_context(&c("h1", "http://socle.local/ngsi-ld/v1/jsonldContexts/h1", ContextKind::Hosted)).await.unwrap();
+    let again = s.add_context(&c("c2", "http://exemple.fr/ctx.jsonld", ContextKind::Cached)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(s.context_by_url("http://exemple.fr/ctx.jsonld").await.unwrap().unwrap().id, "c1");
+    assert_eq!(s.context("h1").await.unwrap().unwrap().kind, ContextKind::Hosted);
+    assert_eq!(s.list_contexts(None).await.unwrap().len(), 2);
+    assert_eq!(s.list_contexts(Some(ContextKind::Hosted)).await.unwrap()[0].id, "h1");
+    assert!(s.list_contexts(Some(ContextKind::ImplicitlyCreated)).await.unwrap().is_empty());
+    assert!(s.replace_context_body("c1", r#"{"@context":{}}"#).await.unwrap());
+    assert_eq!(s.context("c1").await.unwrap().unwrap().body, r#"{"@context":{}}"#);
+    assert!(!s.replace_context_body("absent", "{}").await.unwrap());
+    assert!(s.delete_context("c1").await.unwrap());
+    assert!(!s.delete_context("c1").await.unwrap());
+    assert!(s.context_by_url("http://exemple.fr/ctx.jsonld").await.unwrap().is_none());
 }
 
 async fn observations_are_stored_once_and_rolled_up(t: &TestStore) {
@@ -1477,6 +1584,8 @@ suite!(
     entities_roundtrip_and_merge,
     entities_are_replaced_and_deleted,
     entity_queries_filter_and_page,
+    entity_queries_on_attribute_values,
+    jsonld_contexts_are_kept,
     observations_are_stored_once_and_rolled_up,
     text_series_keep_history,
     a_bad_batch_writes_nothing,

@@ -88,9 +88,8 @@ mod tests {
             audience: socle_domain::Audience::System,
             organisations: Some(vec![OrganisationId::parse(ORGANISATION).unwrap()]),
             entity_type: Some(EntityType::parse("WasteContainer").unwrap()),
-            bbox: None,
             limit: 10,
-            offset: 0,
+            ..Default::default()
         };
         let mut bin = store.query_entities(&filter).await.unwrap().items.remove(0);
         let level = AttributeName::parse("fillingLevel").unwrap();

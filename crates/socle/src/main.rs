@@ -15,6 +15,7 @@ mod config;
 mod debug;
 mod demo_accounts;
 mod demo_live;
+mod demo_ngsi;
 mod demo_opendata;
 mod demo_subscriptions;
 mod ingest_cli;

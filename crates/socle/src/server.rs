@@ -267,6 +267,10 @@ async fn run_demo(demo: DemoRun, shutdown: CancellationToken) -> anyhow::Result<
             .context("creating the demo NGSI-LD subscription")?;
         let datasets = crate::demo_opendata::create(&store).await.context("creating the demo datasets")?;
         tracing::info!(datasets, "demo open data ready");
+        let context = crate::demo_ngsi::create(&store, &api.web.settings.public_url)
+            .await
+            .context("hosting the demo's NGSI-LD context")?;
+        tracing::info!(%context, "demo NGSI-LD context hosted");
         tracing::info!(entities = territory.entities.len(), "demo territory ready; writing history");
         let report =
             socle_demo::backfill(&store, &territory, now, settings.history_days).await.context("demo history")?;

@@ -145,9 +145,9 @@ impl DatasetRecords {
             audience: Audience::System,
             organisations: Some(organisations),
             entity_type: Some(entity_type),
-            bbox: None,
             limit,
             offset: self.offset,
+            ..Default::default()
         };
         let page = self.store.query_entities(&filter).await?;
         self.offset += page.items.len() as u64;

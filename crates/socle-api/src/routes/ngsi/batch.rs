@@ -140,7 +140,7 @@ async fn run(
     let p = params(raw.as_deref())?;
     let op = op(p.get("options").map(String::as_str).unwrap_or_default());
     let n = state.ngsi(&caller, tenant(&headers)).await?;
-    let (body, ctx) = read_body(&headers, &bytes(body).await?)?;
+    let (body, ctx) = read_body(&n, &headers, &bytes(body).await?).await?;
     let mut out = Outcome::default();
     let mut seen = HashSet::new();
     let mut accepted: Vec<(Entity, bool)> = Vec::new();
@@ -198,7 +198,7 @@ pub async fn merge(State(s): State<AppState>, c: Caller, h: HeaderMap, RawQuery(
 /// `POST /entityOperations/delete`: a JSON array of entity ids.
 pub async fn delete(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> NgsiResult {
     let n = state.ngsi(&caller, tenant(&headers)).await?;
-    let (body, _) = read_body(&headers, &bytes(body).await?)?;
+    let (body, _) = read_body(&n, &headers, &bytes(body).await?).await?;
     let mut out = Outcome::default();
     for item in entities_of(&body)? {
         let id = item.as_str().unwrap_or_default();

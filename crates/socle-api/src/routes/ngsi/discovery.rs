@@ -20,6 +20,8 @@ fn kind(a: &Attribute) -> &'static str {
         Attribute::Property { .. } => "Property",
         Attribute::Relationship { .. } => "Relationship",
         Attribute::GeoProperty { .. } => "GeoProperty",
+        Attribute::LanguageProperty { .. } => "LanguageProperty",
+        Attribute::ListProperty { .. } => "ListProperty",
     }
 }
 
@@ -45,7 +47,9 @@ async fn visible(state: &AppState, caller: &Caller, headers: &HeaderMap) -> Ngsi
             "More than {MAX_SCAN} entities: narrow with NGSILD-Tenant"
         ))));
     }
-    Ok(page.items)
+    let mut all = page.items;
+    all.extend(n.alert_entities().await?);
+    Ok(all)
 }
 
 fn survey(entities: &[Entity]) -> (BTreeMap<String, TypeInfo>, BTreeMap<String, AttrInfo>) {
@@ -84,7 +88,7 @@ pub async fn types(
     RawQuery(raw): RawQuery,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let ctx = read_context(&headers)?;
+    let ctx = read_context(&state.ngsi(&caller, tenant(&headers)).await?, &headers).await?;
     let p = params(raw.as_deref())?;
     let (types, _) = survey(&visible(&state, &caller, &headers).await?);
     let body = if details(&p) {
@@ -112,7 +116,7 @@ pub async fn type_info(
     Path(ty): Path<String>,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let ctx = read_context(&headers)?;
+    let ctx = read_context(&state.ngsi(&caller, tenant(&headers)).await?, &headers).await?;
     let stored = ctx.to_stored(&ty);
     let (types, _) = survey(&visible(&state, &caller, &headers).await?);
     let info =
@@ -144,7 +148,7 @@ pub async fn attributes(
     RawQuery(raw): RawQuery,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let ctx = read_context(&headers)?;
+    let ctx = read_context(&state.ngsi(&caller, tenant(&headers)).await?, &headers).await?;
     let p = params(raw.as_deref())?;
     let (_, attrs) = survey(&visible(&state, &caller, &headers).await?);
     let body = if details(&p) {
@@ -164,7 +168,7 @@ pub async fn attribute_info(
     Path(attr): Path<String>,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let ctx = read_context(&headers)?;
+    let ctx = read_context(&state.ngsi(&caller, tenant(&headers)).await?, &headers).await?;
     let stored = ctx.to_stored(&attr);
     let (_, attrs) = survey(&visible(&state, &caller, &headers).await?);
     let a = attrs.get(&stored).ok_or_else(|| NgsiError::ResourceNotFound(format!("Attribute {attr} was not found")))?;

@@ -8,12 +8,13 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use socle_domain::{AttributeName, Entity, EntityFilter, EntityType};
+use socle_domain::{AttributeName, Entity, EntityFilter, EntityId, EntityType};
 use socle_ngsi::representation::{self, apply, observations, parse_fragment, Change, Format, Render};
 use socle_ngsi::{Context, GeoQuery, NgsiError, Query, TypeExpr};
 
 use super::{accept, bytes, no_content, parse_id, read_body, read_context, reply, tenant, Fail, NgsiResult, Out};
 use crate::policy::NgsiScoped;
+use crate::policy::ALERT_TYPE;
 use crate::{AppState, Caller};
 
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -45,7 +46,8 @@ fn attrs_list(p: &HashMap<String, String>, ctx: &Context) -> Option<Vec<String>>
 fn render_one(e: &Entity, p: &HashMap<String, String>, ctx: &Context) -> Value {
     let (format, sys_attrs) = options(p);
     let attrs = attrs_list(p, ctx);
-    representation::render(e, &Render { format, sys_attrs, attrs: attrs.as_deref(), ctx })
+    let lang = p.get("lang").map(String::as_str);
+    representation::render(e, &Render { format, sys_attrs, attrs: attrs.as_deref(), ctx, lang })
 }
 
 async fn scope(state: &AppState, caller: &Caller, headers: &HeaderMap) -> NgsiResult<NgsiScoped> {
@@ -55,7 +57,7 @@ async fn scope(state: &AppState, caller: &Caller, headers: &HeaderMap) -> NgsiRe
 /// `POST /entities`
 pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> NgsiResult {
     let n = scope(&state, &caller, &headers).await?;
-    let (body, ctx) = read_body(&headers, &bytes(body).await?)?;
+    let (body, ctx) = read_body(&n, &headers, &bytes(body).await?).await?;
     let org = n.target_organisation()?;
     let entity = representation::parse_entity(&body, &ctx, org)?;
     if n.id_taken(&entity.id).await? {
@@ -79,9 +81,9 @@ pub async fn retrieve(
     RawQuery(raw): RawQuery,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let ctx = read_context(&headers)?;
-    let p = params(raw.as_deref())?;
     let n = scope(&state, &caller, &headers).await?;
+    let ctx = read_context(&n, &headers).await?;
+    let p = params(raw.as_deref())?;
     let id = parse_id(&id)?;
     let e = n.entity(&id).await?.ok_or_else(|| NgsiError::entity_not_found(id.as_str()))?;
     if let Some(t) = p.get("type") {
@@ -170,6 +172,12 @@ impl Selection {
             && self.geo.as_ref().is_none_or(|g| g.matches(e))
     }
 
+    /// Whether alerts (type `Alert`, read-only) may be among the results.
+    fn wants_alerts(&self) -> bool {
+        self.types.as_ref().is_none_or(|t| t.matches(ALERT_TYPE))
+            && self.ids.as_ref().is_none_or(|ids| ids.iter().any(|i| i.starts_with("urn:ngsi-ld:Alert:")))
+    }
+
     /// Entities matching, one page of them, and how many match in all.
     pub(crate) async fn run(&self, n: &NgsiScoped, limit: u32, offset: u64) -> NgsiResult<(Vec<Entity>, u64)> {
         let single = self.types.as_ref().and_then(TypeExpr::single).and_then(|t| EntityType::parse(t).ok());
@@ -177,49 +185,96 @@ impl Selection {
             // A type no entity can have (not a valid Socle type name).
             return Ok((Vec::new(), 0));
         }
+        let wants_alerts = self.wants_alerts();
         let only_type = self.ids.is_none()
             && self.id_pattern.is_none()
             && self.attrs.is_none()
             && self.q.is_none()
             && self.geo.is_none();
-        if only_type && (self.types.is_none() || single.is_some()) {
+        if only_type && !wants_alerts && single.is_some() {
             let page = n.query(EntityFilter { entity_type: single, limit, offset, ..Default::default() }).await?;
             return Ok((page.items, page.total));
         }
-        let candidates: Vec<Entity> = match &self.ids {
-            Some(ids) if ids.len() <= 100 => {
-                let mut out = Vec::new();
-                for id in ids {
-                    if let Ok(id) = socle_domain::EntityId::parse(id) {
-                        out.extend(n.entity(&id).await?);
-                    }
+        // Alerts are never stored as entities (writes of type Alert are refused).
+        let only_alerts = matches!(&self.types, Some(TypeExpr::Type(t)) if t == ALERT_TYPE);
+        let mut all: Vec<(EntityId, Option<Entity>)> =
+            if only_alerts { Vec::new() } else { self.stored(n, single.clone()).await? };
+        if wants_alerts {
+            all.extend(
+                n.alert_entities().await?.into_iter().filter(|e| self.matches(e)).map(|e| (e.id.clone(), Some(e))),
+            );
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let total = all.len() as u64;
+        let mut wanted: Vec<(EntityId, Option<Entity>)> =
+            all.into_iter().skip(usize::try_from(offset).unwrap_or(usize::MAX)).take(limit as usize).collect();
+        let missing: Vec<EntityId> = wanted.iter().filter(|(_, e)| e.is_none()).map(|(id, _)| id.clone()).collect();
+        if !missing.is_empty() {
+            let mut found: HashMap<EntityId, Entity> =
+                load(n, single, missing).await?.into_iter().map(|e| (e.id.clone(), e)).collect();
+            for (id, e) in &mut wanted {
+                if e.is_none() {
+                    *e = found.remove(id);
                 }
-                out
             }
-            _ => {
-                let filter = EntityFilter {
-                    entity_type: single,
-                    bbox: self.geo.as_ref().and_then(GeoQuery::prefilter),
-                    limit: MAX_SCAN,
-                    offset: 0,
-                    ..Default::default()
-                };
-                let page = n.query(filter).await?;
-                if page.total > u64::from(MAX_SCAN) {
-                    return Err(Fail(NgsiError::TooManyResults(format!(
-                        "More than {MAX_SCAN} entities to examine: narrow the query by type or area"
-                    ))));
-                }
-                page.items
-            }
-        };
-        let mut matching: Vec<Entity> = candidates.into_iter().filter(|e| self.matches(e)).collect();
-        matching.sort_by(|a, b| a.id.cmp(&b.id));
-        let total = matching.len() as u64;
-        let page =
-            matching.into_iter().skip(usize::try_from(offset).unwrap_or(usize::MAX)).take(limit as usize).collect();
-        Ok((page, total))
+        }
+        // An entity deleted between both reads is left out of the page.
+        Ok((wanted.into_iter().filter_map(|(_, e)| e).collect(), total))
     }
+
+    /// Stored entities matching, in id order; those read to be checked come
+    /// with their entity, the others (storage was sure) with their id only.
+    async fn stored(&self, n: &NgsiScoped, single: Option<EntityType>) -> NgsiResult<Vec<(EntityId, Option<Entity>)>> {
+        // What storage evaluates: the type, the ids, the area's box and the
+        // part of q it can; Rust then decides exactly for the entities
+        // storage is not sure of.
+        let pushed = self.q.as_ref().map(Query::pushdown);
+        let ids = self.ids.as_ref().map(|ids| ids.iter().filter_map(|i| EntityId::parse(i).ok()).collect::<Vec<_>>());
+        let exact = self.types.as_ref().is_none_or(|t| matches!(t, TypeExpr::Type(_)))
+            && self.id_pattern.is_none()
+            && self.attrs.is_none()
+            && self.geo.is_none()
+            && pushed.as_ref().is_none_or(|p| p.complete);
+        let filter = EntityFilter {
+            entity_type: single.clone(),
+            ids,
+            bbox: self.geo.as_ref().and_then(GeoQuery::prefilter),
+            attributes: pushed.map(|p| p.conditions).unwrap_or_default(),
+            ..Default::default()
+        };
+        let found = n.matches(filter).await?;
+        let unsure: Vec<EntityId> = found.iter().filter(|m| !(exact && m.sure)).map(|m| m.id.clone()).collect();
+        if unsure.len() > MAX_SCAN as usize {
+            return Err(Fail(NgsiError::TooManyResults(format!(
+                "More than {MAX_SCAN} entities to examine: narrow the query by type, area or q"
+            ))));
+        }
+        let mut checked: HashMap<EntityId, Entity> = HashMap::new();
+        for chunk in unsure.chunks(LOAD_CHUNK) {
+            for e in load(n, single.clone(), chunk.to_vec()).await? {
+                if self.matches(&e) {
+                    checked.insert(e.id.clone(), e);
+                }
+            }
+        }
+        Ok(found
+            .into_iter()
+            .filter_map(|m| match checked.remove(&m.id) {
+                Some(e) => Some((m.id, Some(e))),
+                None if exact && m.sure => Some((m.id, None)),
+                None => None,
+            })
+            .collect())
+    }
+}
+
+/// Entities read at once to check them in Rust.
+const LOAD_CHUNK: usize = 1000;
+
+/// These entities (of this type, when the selection names one).
+async fn load(n: &NgsiScoped, entity_type: Option<EntityType>, ids: Vec<EntityId>) -> NgsiResult<Vec<Entity>> {
+    let limit = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    Ok(n.query(EntityFilter { entity_type, ids: Some(ids), limit, ..Default::default() }).await?.items)
 }
 
 pub(crate) fn paging(p: &HashMap<String, String>) -> NgsiResult<(u32, u64, bool)> {
@@ -265,7 +320,8 @@ pub async fn query(
     RawQuery(raw): RawQuery,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let ctx = read_context(&headers)?;
+    let n = scope(&state, &caller, &headers).await?;
+    let ctx = read_context(&n, &headers).await?;
     let p = params(raw.as_deref())?;
     let sel = Selection::from_params(&p, &ctx)?;
     if sel.is_empty() {
@@ -274,7 +330,6 @@ pub async fn query(
         )));
     }
     let (limit, offset, count) = paging(&p)?;
-    let n = scope(&state, &caller, &headers).await?;
     let (entities, total) = sel.run(&n, limit, offset).await?;
     Ok(list_reply(&entities, total, count, &p, &ctx, out))
 }
@@ -288,7 +343,8 @@ pub async fn query_post(
     body: Body,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let (body, ctx) = read_body(&headers, &bytes(body).await?)?;
+    let n = scope(&state, &caller, &headers).await?;
+    let (body, ctx) = read_body(&n, &headers, &bytes(body).await?).await?;
     let mut p = params(raw.as_deref())?;
     let o = body.as_object().ok_or_else(|| NgsiError::BadRequestData("The query must be a JSON object".into()))?;
     if o.get("type").and_then(Value::as_str).is_some_and(|t| t != "Query") {
@@ -325,7 +381,6 @@ pub async fn query_post(
         return Err(Fail(NgsiError::BadRequestData("The query selects nothing".into())));
     }
     let (limit, offset, count) = paging(&p)?;
-    let n = scope(&state, &caller, &headers).await?;
     let (entities, total) = sel.run(&n, limit, offset).await?;
     Ok(list_reply(&entities, total, count, &p, &ctx, out))
 }
@@ -351,7 +406,7 @@ async fn for_update(
     body: Body,
 ) -> NgsiResult<(NgsiScoped, Entity, Value, Context)> {
     let n = scope(state, caller, headers).await?;
-    let (body, ctx) = read_body(headers, &bytes(body).await?)?;
+    let (body, ctx) = read_body(&n, headers, &bytes(body).await?).await?;
     let id = parse_id(id)?;
     let e = n.for_update(&id).await?;
     Ok((n, e, body, ctx))
@@ -473,7 +528,7 @@ pub async fn delete_attribute(
     Path((id, attr)): Path<(String, String)>,
 ) -> NgsiResult {
     let n = scope(&state, &caller, &headers).await?;
-    let ctx = read_context(&headers)?;
+    let ctx = read_context(&n, &headers).await?;
     let mut e = n.for_update(&parse_id(&id)?).await?;
     let name = ctx.to_stored(&attr);
     let removed = if name == "location" {

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use socle_domain::EntityId;
 use socle_ngsi::context::{is_core_url, CORE_CONTEXT, CORE_CONTEXT_URL};
+
+use crate::policy::NgsiScoped;
 use socle_ngsi::{Context, NgsiError};
 
 pub mod batch;
@@ -44,6 +46,67 @@ impl IntoResponse for Fail {
 }
 
 pub type NgsiResult<T = Response> = Result<T, Fail>;
+
+/// A refusal of the shared gate (a token that is invalid, expired or
+/// revoked) in the NGSI-LD error shape rather than Socle's RFC 9457 one:
+/// NGSI-LD clients parse one shape.
+pub(crate) fn gate_refusal(status: StatusCode) -> Response {
+    let e = match status.as_u16() {
+        401 => NgsiError::Unauthorized("A valid API token is needed (Authorization: Bearer …)".into()),
+        403 => NgsiError::Forbidden("Your rights do not allow this operation".into()),
+        _ => NgsiError::InternalError("The request could not be authenticated; the incident is logged.".into()),
+    };
+    Fail(e).into_response()
+}
+
+/// Whether the client prefers French (`Accept-Language`, by quality).
+fn prefers_french(headers: &HeaderMap) -> bool {
+    let Some(al) = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) else { return false };
+    let mut best: Option<(f32, bool)> = None;
+    for part in al.split(',') {
+        let mut it = part.split(';');
+        let tag = it.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = it.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
+        let french = tag == "fr" || tag.starts_with("fr-");
+        if best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, french));
+        }
+    }
+    best.is_some_and(|(q, french)| french && q > 0.0)
+}
+
+/// Largest error body rewritten in French.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// NGSI-LD errors with a French `detail` for clients asking for French;
+/// `title` and `type` stay the standard's (programs branch on them).
+pub(crate) async fn localize(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let french = prefers_french(req.headers());
+    let res = next.run(req).await;
+    if !french || !(res.status().is_client_error() || res.status().is_server_error()) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
+        return Fail(NgsiError::InternalError("The error could not be read".into())).into_response();
+    };
+    let mut v: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let name =
+        v.get("type").and_then(Value::as_str).and_then(|t| t.strip_prefix("https://uri.etsi.org/ngsi-ld/errors/"));
+    let Some(fr) = name.and_then(socle_ngsi::error::french_summary) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let detail = v.get("detail").and_then(Value::as_str).unwrap_or_default().to_owned();
+    v["detail"] = Value::from(if detail.is_empty() { fr.to_owned() } else { format!("{fr}. ({detail})") });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if let Ok(lang) = HeaderValue::from_str("fr") {
+        parts.headers.insert(header::CONTENT_LANGUAGE, lang);
+    }
+    Response::from_parts(parts, Body::from(serde_json::to_vec(&v).unwrap_or_default()))
+}
 
 pub fn tenant(headers: &HeaderMap) -> Option<&str> {
     headers.get(TENANT_HEADER).and_then(|v| v.to_str().ok())
@@ -88,27 +151,50 @@ fn link_context(headers: &HeaderMap) -> NgsiResult<Option<String>> {
     Ok(None)
 }
 
-/// Resolves remote contexts. Only the core context is known without I/O;
-/// user contexts must be given inline.
-fn resolve(url: &str) -> Option<Value> {
-    if is_core_url(url) {
-        serde_json::from_str(CORE_CONTEXT).ok()
-    } else {
-        None
-    }
+/// Where a request's context comes from, before remote documents are read.
+enum Source {
+    Core,
+    /// A `Link` header's URL.
+    Link(String),
+    /// `@context` of an `application/ld+json` body.
+    Inline(Value),
+}
+
+fn link_source(headers: &HeaderMap) -> NgsiResult<Source> {
+    Ok(match link_context(headers)? {
+        None => Source::Core,
+        Some(url) if is_core_url(&url) => Source::Core,
+        Some(url) => Source::Link(url),
+    })
+}
+
+/// Builds the context, reading the remote documents it names from the
+/// store, or fetching them once (see `contexts::document`).
+async fn resolve(n: &NgsiScoped, source: Source) -> NgsiResult<Context> {
+    let doc = match source {
+        Source::Core => return Ok(Context::core()),
+        Source::Link(url) => Value::String(url),
+        Source::Inline(v) => v,
+    };
+    let docs = contexts::documents(n, &doc).await?;
+    let lookup = |url: &str| -> Option<Value> {
+        if is_core_url(url) {
+            serde_json::from_str(CORE_CONTEXT).ok()
+        } else {
+            docs.get(url).cloned()
+        }
+    };
+    Ok(Context::with_user(&doc, &lookup)?)
 }
 
 /// The context of a request without a body (GET, DELETE).
-pub fn read_context(headers: &HeaderMap) -> NgsiResult<Context> {
-    match link_context(headers)? {
-        None => Ok(Context::core()),
-        Some(url) => Ok(Context::with_user(&Value::String(url), &resolve)?),
-    }
+pub async fn read_context(n: &NgsiScoped, headers: &HeaderMap) -> NgsiResult<Context> {
+    resolve(n, link_source(headers)?).await
 }
 
 /// The JSON body and its context: `application/json` with an optional
 /// `Link` header, or `application/ld+json` with `@context` in the body.
-pub fn read_body(headers: &HeaderMap, bytes: &Bytes) -> NgsiResult<(Value, Context)> {
+pub async fn read_body(n: &NgsiScoped, headers: &HeaderMap, bytes: &Bytes) -> NgsiResult<(Value, Context)> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let ld = ct.starts_with("application/ld+json");
     if !ld && !ct.starts_with("application/json") && !ct.starts_with("application/merge-patch+json") {
@@ -126,23 +212,25 @@ pub fn read_body(headers: &HeaderMap, bytes: &Bytes) -> NgsiResult<(Value, Conte
         Value::Array(items) => items.first().and_then(|i| i.get("@context")).cloned(),
         _ => None,
     };
-    let ctx = if ld {
-        if link_context(headers)?.is_some() {
-            return Err(Fail(NgsiError::BadRequestData(
-                "application/ld+json carries @context, not a Link header".into(),
-            )));
-        }
-        let inline = inline
-            .ok_or_else(|| Fail(NgsiError::BadRequestData("application/ld+json needs @context in the body".into())))?;
-        Context::with_user(&inline, &resolve)?
-    } else {
-        if inline.is_some() {
-            return Err(Fail(NgsiError::BadRequestData(
-                "application/json carries its context in a Link header, not @context".into(),
-            )));
-        }
-        read_context(headers)?
-    };
+    let source =
+        if ld {
+            if link_context(headers)?.is_some() {
+                return Err(Fail(NgsiError::BadRequestData(
+                    "application/ld+json carries @context, not a Link header".into(),
+                )));
+            }
+            Source::Inline(inline.ok_or_else(|| {
+                Fail(NgsiError::BadRequestData("application/ld+json needs @context in the body".into()))
+            })?)
+        } else {
+            if inline.is_some() {
+                return Err(Fail(NgsiError::BadRequestData(
+                    "application/json carries its context in a Link header, not @context".into(),
+                )));
+            }
+            link_source(headers)?
+        };
+    let ctx = resolve(n, source).await?;
     Ok((body, ctx))
 }
 

@@ -60,7 +60,7 @@ fn answer(v: Value, out: Out) -> Response {
 /// `POST /subscriptions`
 pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Body) -> NgsiResult {
     let n = scope(&state, &caller, &headers).await?;
-    let (body, ctx) = read_body(&headers, &bytes(body).await?)?;
+    let (body, ctx) = read_body(&n, &headers, &bytes(body).await?).await?;
     let new_id = format!("urn:ngsi-ld:Subscription:{}", uuid::Uuid::new_v4());
     let now = Utc::now();
     let sub = Subscription::from_json(&body, request_context(&body, &ctx), &new_id, now)?;
@@ -120,7 +120,7 @@ pub async fn update(
     body: Body,
 ) -> NgsiResult {
     let n = scope(&state, &caller, &headers).await?;
-    let (fragment, ctx) = read_body(&headers, &bytes(body).await?)?;
+    let (fragment, ctx) = read_body(&n, &headers, &bytes(body).await?).await?;
     let current = n.subscription_for_update(&id).await?;
     let mut fragment = fragment;
     // A Link header on a PATCH changes the subscription's context like an inline one.

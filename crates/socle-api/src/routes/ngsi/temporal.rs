@@ -197,10 +197,10 @@ pub async fn retrieve(
     RawQuery(raw): RawQuery,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let ctx = read_context(&headers)?;
+    let n = state.ngsi(&caller, tenant(&headers)).await?;
+    let ctx = read_context(&n, &headers).await?;
     let p = params(raw.as_deref())?;
     let ask = Ask::from_params(&p, &ctx)?;
-    let n = state.ngsi(&caller, tenant(&headers)).await?;
     let id = parse_id(&id)?;
     let e = n.entity(&id).await?.ok_or_else(|| NgsiError::entity_not_found(id.as_str()))?;
     let (v, cut) = temporal_entity(&n, &e, &ask, &ctx).await?;
@@ -215,7 +215,8 @@ pub async fn query(
     RawQuery(raw): RawQuery,
 ) -> NgsiResult {
     let out = accept(&headers)?;
-    let ctx = read_context(&headers)?;
+    let n = state.ngsi(&caller, tenant(&headers)).await?;
+    let ctx = read_context(&n, &headers).await?;
     let p = params(raw.as_deref())?;
     let ask = Ask::from_params(&p, &ctx)?;
     let mut sel_params = p.clone();
@@ -228,7 +229,6 @@ pub async fn query(
         )));
     }
     let (limit, offset, count) = paging(&p)?;
-    let n = state.ngsi(&caller, tenant(&headers)).await?;
     let (entities, total) = sel.run(&n, limit, offset).await?;
     let mut items = Vec::new();
     let mut cut: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
