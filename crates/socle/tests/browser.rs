@@ -518,11 +518,13 @@ fn the_open_data_portal_in_chromium() {
         b.visit("/donnees", "portail-01-catalogue-retour").await;
 
         // Search.
-        b.client.find(Locator::Id("recherche")).await.unwrap().send_keys("sportifs").await.unwrap();
+        // Every word must appear: « sportifs » alone also finds the buildings' consumption
+        // (its description names sports halls), « sportifs municipaux » only the list.
+        b.client.find(Locator::Id("recherche")).await.unwrap().send_keys("sportifs municipaux").await.unwrap();
         b.client.find(Locator::Css("form.catalogue button[type=submit]")).await.unwrap().click().await.unwrap();
         b.until("the search", Duration::from_secs(30), "return location.search.includes('q=sportifs')").await;
         b.settle("portail-02-recherche").await;
-        assert_eq!(b.js(cards).await.as_u64(), Some(1), "one dataset is about sport");
+        assert_eq!(b.js(cards).await.as_u64(), Some(1), "one dataset is the list of sports facilities");
 
         // A facet: theme « Environnement », search cleared.
         b.visit("/donnees", "portail-03-catalogue").await;
