@@ -255,11 +255,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     let body = json!({"@context": inner}).to_string();
     n.keep_context(&StoredContext { id, url: url.clone(), kind: ContextKind::Hosted, body, created_at: Utc::now() })
         .await?;
-    let mut res = StatusCode::CREATED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&url) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(super::created(&url))
 }
 
 /// `DELETE /jsonldContexts/{id}`: drops a held context, or with

@@ -65,11 +65,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     }
     let obs = observations(&entity.id, &parse_fragment(&body, &ctx)?);
     n.save(std::slice::from_ref(&entity), &obs).await?;
-    let mut res = StatusCode::CREATED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/ngsi-ld/v1/entities/{}", entity.id)) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(super::created(&format!("/ngsi-ld/v1/entities/{}", entity.id)))
 }
 
 /// `GET /entities/{id}`

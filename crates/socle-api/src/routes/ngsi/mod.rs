@@ -275,6 +275,15 @@ pub fn reply(status: StatusCode, mut v: Value, ctx: &Context, out: Out) -> Respo
     res
 }
 
+/// `201 Created` with the new resource's `Location`.
+pub fn created(location: &str) -> Response {
+    let mut res = StatusCode::CREATED.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }

@@ -65,11 +65,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     let now = Utc::now();
     let sub = Subscription::from_json(&body, request_context(&body, &ctx), &new_id, now)?;
     n.create_subscription(&sub, now).await?;
-    let mut res = StatusCode::CREATED.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/ngsi-ld/v1/subscriptions/{}", sub.id)) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(super::created(&format!("/ngsi-ld/v1/subscriptions/{}", sub.id)))
 }
 
 /// `GET /subscriptions`: `limit`, `offset`, `count`.
