@@ -430,6 +430,21 @@ async fn daily_consumption_of_buildings(t: TestStore) {
                 .unwrap(),
         );
     }
+    // A meter just installed: no reading yet, so no series; it has no record and
+    // does not fail the dataset (the demo met it while its history was being written).
+    let mut fresh = Entity::new(
+        eid("urn:ngsi-ld:SmartMeteringObservation:gymnase-electricite"),
+        EntityType::parse("SmartMeteringObservation").unwrap(),
+        montclar.clone(),
+    );
+    fresh.location = Some(socle_domain::Geometry::Point([0.64, 46.45]));
+    entities.push(
+        fresh
+            .with("meterType", Attribute::property("Electricity"))
+            .unwrap()
+            .with("consumption", Attribute::measure(0.0, &kwh, Utc::now()))
+            .unwrap(),
+    );
     s.upsert_entities(&entities).await.unwrap();
     // Hourly points over three whole local days, ten days ago.
     let paris = chrono_tz::Europe::Paris;

@@ -199,7 +199,13 @@ impl DatasetRecords {
             return Ok(());
         };
         let query = SeriesQuery { entity: e.id.clone(), attribute, range, step: Step::Day, limit: source.days + 2 };
-        let SeriesPoints::Buckets(days) = self.store.series(&query).await? else { return Ok(()) };
+        // A meter without readings yet (just installed, or its history still being
+        // written) has no series: it has no record, rather than failing the dataset.
+        let days = match self.store.series(&query).await {
+            Ok(SeriesPoints::Buckets(days)) => days,
+            Ok(_) | Err(StoreError::UnknownSeries { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let point = point_json(e);
         for day in days {
             // A daily bucket starts at local midnight of the owner's time zone.
