@@ -310,28 +310,6 @@ impl Scoped {
         }
     }
 
-    /// Up to `limit` records after row `after_row`, in row order (a live dataset's rows
-    /// count from 1 in the order they are made).
-    pub async fn dataset_records_chunk(
-        &self,
-        d: &VisibleDataset,
-        after_row: i64,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StoreError> {
-        if live_source(&d.0).is_none() {
-            return self.store.records_chunk(&d.0.id, after_row, limit).await;
-        }
-        let mut records = self.dataset_records(d, limit);
-        let mut out = Vec::new();
-        while let Some(chunk) = records.next_chunk().await? {
-            out.extend(chunk.into_iter().filter(|r| r.row > after_row).take(limit - out.len()));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     pub async fn dataset_record(
         &self,
         d: &VisibleDataset,

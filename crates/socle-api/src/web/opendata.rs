@@ -93,14 +93,11 @@ fn date(t: chrono::DateTime<chrono::Utc>, lang: &str) -> String {
     }
 }
 
-/// Every record of a dataset, read in chunks through the policy's handle.
+/// Every record of a dataset, read in one pass of chunks through the policy's handle.
 async fn all_records(scoped: &Scoped, d: &VisibleDataset) -> Result<Vec<Record>, socle_storage::StoreError> {
     let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let chunk = scoped.dataset_records_chunk(d, after, CHUNK).await?;
-        let Some(last) = chunk.last() else { break };
-        after = last.row;
+    let mut records = scoped.dataset_records(d, CHUNK);
+    while let Some(chunk) = records.next_chunk().await? {
         out.extend(chunk.into_iter().map(|r| r.data));
     }
     Ok(out)
